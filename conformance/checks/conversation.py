@@ -1,0 +1,206 @@
+"""Execute and cancel as a conversation: money moves once, cancels give it back once (reference §2.5, §2.6).
+
+Balances are read from successful balance answers (``before``/``after`` exchanges)
+as exact decimals; an execute's amount from its request. A conversation check
+returns NA when a step it needs is missing or did not give a readable answer,
+because the step that failed is judged by its own check.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from conformance.checks import NA, NEVER_SENT_PREFIX, Context, check
+from conformance.checks.money import balance_amount
+from conformance.checks.validation import describe, is_decimal_string, must_be_rejected
+from conformance.exchange import Exchange
+
+NEVER_RECEIVED = "US_0000002"
+RECEIVED_NOT_APPLIED = "US_0000001"
+
+
+def signed_effect(execute: Exchange) -> Decimal | None:
+    """How an applied execute should move the balance (reference §4.1 inference): debit or credit."""
+    body = execute.request.json
+    if not isinstance(body, dict) or not is_decimal_string(body.get("amount")):
+        return None
+    amount = Decimal(body["amount"])
+    if body.get("operationType") == "NORMAL_CLOSE":
+        return amount
+    if body.get("operationType") in ("OPEN_POSITION", "ABNORMAL_OVERTRADING"):
+        return -abs(amount)
+    return None
+
+
+def _balances(*exchanges: Exchange | None) -> list[Decimal] | None:
+    amounts = [balance_amount(e) for e in exchanges]
+    return None if any(a is None for a in amounts) else amounts  # type: ignore[return-value]
+
+
+def _moved(before: Decimal, after: Decimal) -> str:
+    return f"balance went from {before} to {after}"
+
+
+@check("EXE-007")
+def unknown_account_execute_rejected(exchange: Exchange, ctx: Context):
+    """An execute for an account the wallet does not hold is rejected."""
+    if not ctx.is_reserved_unknown_account(exchange.request.json):
+        return NA
+    return must_be_rejected(exchange, "the account does not exist")
+
+
+@check("CAN-001")
+def never_received_answers_us0000002(exchange: Exchange, ctx: Context):
+    """A cancel of a request number never sent answers US_0000002."""
+    body = exchange.request.json
+    if (
+        exchange.request.method != "POST"
+        or exchange.response is None
+        or exchange.negative
+        or not isinstance(body, dict)
+        or not str(body.get("reverseRequestUniqueNo", "")).startswith(NEVER_SENT_PREFIX)
+        or not ctx.is_profile_account(body)
+    ):
+        return NA
+    if exchange.code == NEVER_RECEIVED:
+        return None
+    return f"cancel of a never-sent request number answered {describe(exchange)}; expected code {NEVER_RECEIVED}"
+
+
+@check("CAN-001", kind="conversation")
+def never_received_moves_no_money(*, before: Exchange, cancel: Exchange, after: Exchange, ctx: Context):
+    """A cancel of a request number never sent moves no money."""
+    amounts = _balances(before, after)
+    if amounts is None:
+        return NA
+    return None if amounts[0] == amounts[1] else "cancel of a never-sent request: " + _moved(*amounts)
+
+
+@check("EXE-002", kind="conversation")
+def funded_execute_applied(*, before: Exchange, execute: Exchange, ctx: Context):
+    """A valid execute for a profile account with enough balance is applied."""
+    amounts, effect = _balances(before), signed_effect(execute)
+    if amounts is None or effect is None or execute.response is None:
+        return NA
+    if amounts[0] + effect < 0:
+        return NA  # not funded: EXE-006 judges it
+    return None if execute.succeeded else f"a funded, valid execute was not applied: {describe(execute)}"
+
+
+@check("EXE-005", kind="conversation")
+def execute_moves_exact_amount(*, before: Exchange, execute: Exchange, after: Exchange, ctx: Context):
+    """An applied execute moves the balance by exactly its amount."""
+    amounts, effect = _balances(before, after), signed_effect(execute)
+    if amounts is None or effect is None or not execute.succeeded:
+        return NA
+    expected = amounts[0] + effect
+    return None if amounts[1] == expected else f"expected balance {expected}; " + _moved(*amounts)
+
+
+@check("EXE-003", kind="conversation")
+def replay_moves_no_money(*, after_first: Exchange, replay: Exchange, after_replay: Exchange, ctx: Context):
+    """A replayed execute moves no money a second time."""
+    amounts = _balances(after_first, after_replay)
+    if amounts is None or replay.response is None:
+        return NA
+    return None if amounts[0] == amounts[1] else "replaying the execute moved money again: " + _moved(*amounts)
+
+
+@check("EXE-004", kind="conversation")
+def replay_answers_same_code(*, first: Exchange, replay: Exchange, ctx: Context):
+    """A replayed execute answers with the same code as the first."""
+    if first.envelope is None or replay.envelope is None:
+        return NA
+    return None if first.code == replay.code else f"first answer code {first.code!r}, replay {replay.code!r}"
+
+
+@check("EXE-006", kind="conversation")
+def overdraft_rejected(*, before: Exchange, execute: Exchange, after: Exchange, ctx: Context):
+    """A debit beyond the available balance is rejected and moves no money."""
+    amounts, effect = _balances(before, after), signed_effect(execute)
+    if amounts is None or effect is None or amounts[0] + effect >= 0 or execute.response is None:
+        return NA
+    problems = []
+    if not execute.rejected:
+        problems.append(f"a debit of {-effect} against a balance of {amounts[0]} was {describe(execute)}")
+    if amounts[0] != amounts[1]:
+        problems.append(_moved(*amounts))
+    return "; ".join(problems) or None
+
+
+@check("CAN-002", kind="conversation")
+def rejected_execute_cancel_us0000001(
+    *, before: Exchange, execute: Exchange, cancel: Exchange, after: Exchange, ctx: Context
+):
+    """A cancel of a received but rejected execute answers US_0000001 and moves no money."""
+    amounts = _balances(before, after)
+    if amounts is None or not execute.rejected or cancel.response is None:
+        return NA
+    problems = []
+    if cancel.code != RECEIVED_NOT_APPLIED:
+        problems.append(f"cancel of a rejected execute answered {describe(cancel)}; expected {RECEIVED_NOT_APPLIED}")
+    if amounts[0] != amounts[1]:
+        problems.append(_moved(*amounts))
+    return "; ".join(problems) or None
+
+
+@check("CAN-003", kind="conversation")
+def cancel_restores_balance(
+    *, before_execute: Exchange, execute: Exchange, cancel: Exchange, after_cancel: Exchange, ctx: Context
+):
+    """A cancel of an applied execute answers success and restores the balance."""
+    amounts = _balances(before_execute, after_cancel)
+    if amounts is None or not execute.succeeded or cancel.response is None:
+        return NA
+    problems = []
+    if not cancel.succeeded:
+        problems.append(f"cancel of an applied execute answered {describe(cancel)}")
+    if amounts[0] != amounts[1]:
+        problems.append(f"balance before the execute {amounts[0]}, after the cancel {amounts[1]}")
+    return "; ".join(problems) or None
+
+
+@check("CAN-004", kind="conversation")
+def cancel_replay_no_second_refund(
+    *, after_cancel: Exchange, replay: Exchange, after_replay: Exchange, ctx: Context
+):
+    """A replayed cancel gives no money back a second time."""
+    amounts = _balances(after_cancel, after_replay)
+    if amounts is None or replay.response is None:
+        return NA
+    return None if amounts[0] == amounts[1] else "replaying the cancel moved money again: " + _moved(*amounts)
+
+
+@check("CAN-005", kind="conversation")
+def second_cancel_no_refund(*, before: Exchange, cancel: Exchange, after: Exchange, ctx: Context):
+    """A second cancel of an execute already reversed gives no money back."""
+    amounts = _balances(before, after)
+    if amounts is None or cancel.response is None:
+        return NA
+    return None if amounts[0] == amounts[1] else "a second cancel moved money again: " + _moved(*amounts)
+
+
+@check("CAN-006", kind="conversation")
+def cancel_replay_same_code(*, first: Exchange, replay: Exchange, ctx: Context):
+    """A replayed cancel answers with the same code as the first."""
+    if first.envelope is None or replay.envelope is None:
+        return NA
+    return None if first.code == replay.code else f"first cancel code {first.code!r}, replay {replay.code!r}"
+
+
+@check("CAN-007", kind="conversation")
+def second_cancel_answers_success(*, first: Exchange, second: Exchange, ctx: Context):
+    """A second cancel of an execute already reversed answers success."""
+    if not first.succeeded or second.response is None:
+        return NA
+    return None if second.succeeded else f"a second cancel of a reversed execute answered {describe(second)}"
+
+
+@check("HDR-004", kind="conversation")
+def cancel_without_timestamp_processed(*, execute: Exchange, cancel: Exchange, ctx: Context):
+    """A cancel without the timestamp header is accepted and processed."""
+    if cancel.request.has_header("timestamp") or not execute.succeeded or cancel.response is None:
+        return NA
+    if cancel.succeeded:
+        return None
+    return f"a cancel without the (optional) timestamp header was answered {describe(cancel)}"
