@@ -13,16 +13,28 @@ INTEGER = re.compile(r"^-?[0-9]+$")
 EPOCH_MILLIS = re.compile(r"^[0-9]{13}$")
 
 
-def headers_valid(exchange: Exchange) -> bool:
-    """trace present, companyId an integer, timestamp 13 digits (where present or required)."""
+def header_problems(exchange: Exchange) -> list[str]:
+    """How the documented headers break their schema: trace present, companyId an integer, timestamp 13 digits."""
     request = exchange.request
+    problems = []
+    if request.header("trace") is None:
+        problems.append("trace header missing")
     company = request.header("companyId")
+    if company is None:
+        problems.append("companyId header missing")
+    elif not INTEGER.match(company):
+        problems.append(f"companyId {company!r} is not an integer")
     timestamp = request.header("timestamp")
-    if request.header("trace") is None or company is None or not INTEGER.match(company):
-        return False
     if timestamp is None:
-        return exchange.operation == "cancelAdjustment"
-    return bool(EPOCH_MILLIS.match(timestamp))
+        if exchange.operation != "cancelAdjustment":
+            problems.append("timestamp header missing")
+    elif not EPOCH_MILLIS.match(timestamp):
+        problems.append(f"timestamp {timestamp!r} is not 13 digits")
+    return problems
+
+
+def headers_valid(exchange: Exchange) -> bool:
+    return not header_problems(exchange)
 
 
 @check("HDR-001")

@@ -174,9 +174,34 @@ def request_time_not_13_digits_rejected(exchange: Exchange, ctx: Context):
     return must_be_rejected(exchange, f"requestTime {value!r} is not 13 digits of epoch milliseconds")
 
 
+def schema_problems(exchange: Exchange) -> list[str]:
+    """How the request breaks the documented header and body schemas (empty when it keeps them)."""
+    from conformance.checks import schema
+    from conformance.checks.headers import header_problems
+
+    problems = header_problems(exchange)
+    problems += [f"body {p}" for p in schema.request_errors(exchange.operation, exchange.request.json)]
+    return problems
+
+
 @check("VAL-010")
 def schema_invalid_request_rejected(exchange: Exchange, ctx: Context):
-    """A request built to violate the documented request schema is rejected."""
-    if not exchange.negative:
+    """A request whose headers or JSON body violate the documented schema is rejected."""
+    body = body_of(exchange)
+    if body is NA or exchange.operation is None:
         return NA
-    return must_be_rejected(exchange, "the request violates the documented schema (generated negative case)")
+    problems = schema_problems(exchange)
+    if not problems:
+        return NA
+    return must_be_rejected(exchange, "the request breaks the documented schema (" + "; ".join(problems[:3]) + ")")
+
+
+@check("VAL-011")
+def non_json_media_type_rejected(exchange: Exchange, ctx: Context):
+    """A request whose Content-Type is not application/json is rejected."""
+    if exchange.request.method != "POST":
+        return NA
+    declared = (exchange.request.header("content-type") or "").split(";", 1)[0].strip().lower()
+    if declared == "application/json":
+        return NA
+    return must_be_rejected(exchange, f"the request was sent as {declared or 'no content type'!r}")

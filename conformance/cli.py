@@ -1,0 +1,141 @@
+"""The ``conformance`` command line.
+
+Exit codes (also in the README):
+
+  0  every MUST requirement passed
+  1  a MUST requirement failed
+  2  usage or configuration error
+  3  the target could not be reached (DNS, refused, TLS, timeout, not HTTP/JSON) before testing
+  4  incomplete: nothing failed, but some MUST requirements were not judged (e.g. money movement not allowed)
+  5  internal error of the suite itself
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_INTERNAL = 5
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage + error by default)
+        self.exit(2, f"conformance: error: {message} (see --help)\n")
+
+
+def _run_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("--base-url", help="the wallet's base URL, e.g. https://wallet.example/api/cats-gateway "
+        "(default: start the embedded reference wallet)")
+    add("--company-id", type=int, help="companyId header value (default 439)")
+    add("--account", action="append", dest="accounts", metavar="THIRD:USER:CUR",
+        help="a test account on the target; repeat for more")
+    add("--header", action="append", dest="headers", metavar="'NAME: VALUE'",
+        help="an extra header on every request (e.g. a gateway key); treated as a secret")
+    add("--allow-money-movement", action="store_const", const=True, default=None,
+        help="allow execute/cancel calls against this target (every adjustment is compensated)")
+    add("--config", help="a TOML profile (see examples/profile.toml)")
+    add("--report-dir", help="where to write the reports (default reports/run-<UTC time>)")
+    add("--seed", type=int, help="seed of the property-based runs (default 20261125)")
+    add("--max-examples", type=int, help="examples per operation and mode (default 100)")
+    add("--keys", choices=("camel", "snake", "either"), help="balance key style to require (default either)")
+    add("--currency-allowlist", help="comma-separated non-ISO currency codes accepted (default USDT)")
+    add("--timeout", type=float, help="request timeout in seconds (default 10)")
+    add("--rate-limit", type=float, help="max requests per second (default 20 for external targets; 0 = none)")
+    add("--insecure", action="store_const", const=False, dest="verify_tls", default=None,
+        help="do not verify TLS certificates")
+    add("--ca-bundle", help="a CA bundle to verify the target's TLS certificate")
+    add("--phases", help="comma-separated: examples,coverage,fuzzing,stateful,handwritten (default all)")
+    add("--compare", metavar="PREVIOUS_SUMMARY", help="a previous summary.json: list regressions and recoveries")
+    add("--history", metavar="PREVIOUS_REPORT_DIR", help="a previous report dir whose Allure history to carry over")
+    add("--signing-key", help="an Ed25519 private key (PEM) to sign the evidence bundle")
+    add("--verbose", action="store_true", help="show tracebacks of failing tests")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="conformance", description="Conformance suite for the MultiMarkets Webhook API.")
+    from conformance import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _run_arguments(commands.add_parser("run", help="run the suite against a target (default: the embedded wallet)"))
+    from conformance.reference import cli as reference_cli
+
+    reference_cli.add_arguments(commands.add_parser("reference", help="serve the embedded reference wallet"))
+    verify = commands.add_parser("verify", help="verify an evidence bundle's hashes (and signature)")
+    verify.add_argument("bundle", help="an evidence-*.zip written by a run")
+    verify.add_argument("--public-key", help="the Ed25519 public key (PEM) the bundle must be signed with")
+    commands.add_parser("requirements", help="list the requirement catalogue")
+    return parser
+
+
+def _profile_values(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("base_url", "company_id", "accounts", "headers", "allow_money_movement", "config", "report_dir",
+             "seed", "max_examples", "keys", "currency_allowlist", "timeout", "rate_limit", "verify_tls",
+             "ca_bundle", "phases", "compare", "history", "signing_key")
+    return {name: getattr(args, name, None) for name in names}
+
+
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from conformance import profile as profiles
+    from conformance import reporting
+    from conformance.run import TargetUnreachable, execute
+
+    try:
+        profile = profiles.build(_profile_values(args))
+    except profiles.ConfigError as error:
+        print(f"conformance: configuration error: {error}", file=sys.stderr)
+        return 2
+    try:
+        result = execute(profile, progress=_say, verbose=args.verbose)
+    except TargetUnreachable as error:
+        print(f"conformance: target unreachable: {error}", file=sys.stderr)
+        return 3
+    reporting.finish(result, profile, say=_say)
+    return result.exit_code
+
+
+def command_requirements(args: argparse.Namespace) -> int:
+    from conformance import contract
+
+    for requirement in contract.load().requirements.values():
+        print(f"{requirement.id}  {requirement.level:<6} {requirement.statement}  (§{', §'.join(requirement.source)})")
+    return 0
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    from conformance.reporting import evidence
+
+    return evidence.verify_command(args.bundle, public_key=args.public_key, say=_say)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return command_run(args)
+        if args.command == "reference":
+            from conformance.reference import cli as reference_cli
+
+            return reference_cli.run(args)
+        if args.command == "verify":
+            return command_verify(args)
+        return command_requirements(args)
+    except KeyboardInterrupt:
+        print("conformance: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:  # the suite's own defect: one line, documented exit code
+        if getattr(args, "verbose", False):
+            raise
+        print(f"conformance: internal error: {type(error).__name__}: {error} (rerun with --verbose)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""The money ledger: every adjustment the suite caused, and its compensation.
+
+The ledger observes every exchange the journal records (handwritten and
+generated alike). An execute that the wallet applied, or whose outcome is
+unknown (no answer, a server error, a body that is not the envelope), is money
+the suite may have moved. It stays *outstanding* until a cancel for its
+requestUniqueNo answers code "0" (reversed), US_0000001 or US_0000002 (nothing
+was applied). :meth:`Ledger.compensate` sends the cancels still owed at the end
+of a run, exactly as the platform does after a failed execute (reference §2.6),
+and the run reports what it moved and what it compensated.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from conformance.exchange import Exchange
+
+SETTLED_CODES = {"0": "reversed", "US_0000001": "not applied", "US_0000002": "never received"}
+COMPENSATION_TRIES = 3
+
+
+@dataclass
+class Entry:
+    request_unique_no: str
+    body: dict
+    outcome: str  # applied | rejected | unknown
+    execute_exchanges: list[str] = field(default_factory=list)
+    settlement: str | None = None  # reversed | not applied | never received
+    cancel_exchanges: list[str] = field(default_factory=list)
+    compensated_by_suite: bool = False
+
+    @property
+    def outstanding(self) -> bool:
+        return self.outcome in ("applied", "unknown") and self.settlement is None
+
+    def to_record(self) -> dict[str, Any]:
+        body = self.body
+        return {
+            "requestUniqueNo": self.request_unique_no,
+            "account": f"{body.get('thirdServerCode')}:{body.get('userName')}:{body.get('currency')}",
+            "operationType": body.get("operationType"),
+            "amount": body.get("amount"),
+            "outcome": self.outcome,
+            "settlement": self.settlement,
+            "compensated_by_suite": self.compensated_by_suite,
+            "execute_exchanges": self.execute_exchanges,
+            "cancel_exchanges": self.cancel_exchanges,
+        }
+
+
+def _execute_outcome(exchange: Exchange) -> str:
+    if exchange.succeeded:
+        return "applied"
+    if exchange.rejected:
+        return "rejected"
+    return "unknown"
+
+
+class Ledger:
+    def __init__(self) -> None:
+        self.entries: dict[str, Entry] = {}
+        self._lock = threading.Lock()
+
+    def observe(self, exchange: Exchange) -> None:
+        body = exchange.request.json
+        if exchange.request.method != "POST" or not isinstance(body, dict):
+            return
+        number = body.get("requestUniqueNo")
+        if exchange.operation == "executeAdjustment" and isinstance(number, str):
+            self._observe_execute(number, body, exchange)
+        elif exchange.operation == "cancelAdjustment" and isinstance(body.get("reverseRequestUniqueNo"), str):
+            self._observe_cancel(body["reverseRequestUniqueNo"], exchange)
+
+    def _observe_execute(self, number: str, body: dict, exchange: Exchange) -> None:
+        outcome = _execute_outcome(exchange)
+        with self._lock:
+            entry = self.entries.get(number)
+            if entry is None:
+                entry = self.entries[number] = Entry(number, body, outcome)
+            elif outcome == "applied" or (outcome == "unknown" and entry.outcome == "rejected"):
+                entry.outcome = outcome  # a replay can reveal money that moved
+            entry.execute_exchanges.append(exchange.id)
+
+    def _observe_cancel(self, reverse: str, exchange: Exchange) -> None:
+        code = exchange.code
+        with self._lock:
+            entry = self.entries.get(reverse)
+            if entry is None:
+                return
+            entry.cancel_exchanges.append(exchange.id)
+            if code in SETTLED_CODES and entry.settlement != "reversed":
+                entry.settlement = SETTLED_CODES[code]
+
+    def outstanding(self) -> list[Entry]:
+        with self._lock:
+            return [e for e in self.entries.values() if e.outstanding]
+
+    def compensate(self, client: Any) -> list[Entry]:
+        """Cancel every adjustment still outstanding; return those that could not be settled."""
+        for entry in self.outstanding():
+            for attempt in range(COMPENSATION_TRIES):
+                cancel = compensation_body(entry.body, attempt)
+                client.call("cancelAdjustment", cancel, origin="compensation/ledger")
+                if not entry.outstanding:
+                    entry.compensated_by_suite = True
+                    break
+        return self.outstanding()
+
+    def summary(self) -> dict[str, Any]:
+        with self._lock:
+            entries = list(self.entries.values())
+        applied = [e for e in entries if e.outcome == "applied"]
+        return {
+            "executes_sent": len(entries),
+            "applied": len(applied),
+            "unknown_outcome": sum(e.outcome == "unknown" for e in entries),
+            "rejected": sum(e.outcome == "rejected" for e in entries),
+            "reversed": sum(e.settlement == "reversed" for e in entries),
+            "compensated_by_suite": sum(e.compensated_by_suite for e in entries),
+            "outstanding": [e.to_record() for e in entries if e.outstanding],
+            "entries": [e.to_record() for e in entries if e.outcome != "rejected"],
+        }
+
+
+def compensation_body(execute: dict, attempt: int = 0) -> dict:
+    """The cancel the platform would send for an execute (reference §5.1)."""
+    import time
+
+    amount = str(execute.get("amount", "0"))
+    body = {
+        "thirdServerCode": execute.get("thirdServerCode"),
+        "userName": execute.get("userName"),
+        "currency": execute.get("currency"),
+        "bizType": execute.get("bizType"),
+        "amount": amount.lstrip("-"),
+        "amountDigits": execute.get("amountDigits"),
+        "requestUniqueNo": f"conformance-comp-{uuid.uuid4().hex[:24]}",
+        "reverseRequestUniqueNo": execute.get("requestUniqueNo"),
+        "requestTime": int(time.time() * 1000),
+        "ip": execute.get("ip") or "127.0.0.1",
+        "cancelRemark": f"conformance suite compensation (attempt {attempt + 1})",
+    }
+    if "orderId" in execute:
+        body["orderId"] = execute["orderId"]
+    return body

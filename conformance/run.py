@@ -1,0 +1,227 @@
+"""One conformance run: start the target if embedded, preflight, suite, compensation, verdicts, reports."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from conformance import __version__, contract, schemathesis_hooks, verdicts
+from conformance.checks.money import balance_data, digits_of
+from conformance.exchange import Exchange
+from conformance.journal import Journal
+from conformance.ledger import Ledger
+from conformance.profile import Profile, TestAccount
+from conformance.suite.plugin import RunState, SuitePlugin
+from conformance.transport import Client
+
+SUITE_DIR = Path(__file__).resolve().parent / "suite"
+#: Files and folders a run writes into its report directory (cleared before a run reuses the directory).
+ARTIFACTS = (
+    "summary.json", "ledger.json", "profile.json", "exchanges.jsonl", "outcomes.jsonl", "junit.xml",
+    "allure-results", "allure-report", "report.html", "pytest.ini", "evidence", "comparison.json",
+)
+
+
+class TargetUnreachable(Exception):
+    """The target could not be reached, or does not speak HTTP/JSON at all, before testing (exit 3)."""
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    summary: dict[str, Any]
+    report_dir: Path
+
+
+def default_report_dir() -> Path:
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path("reports") / f"run-{stamp}"
+
+
+def prepare_report_dir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    for name in ARTIFACTS:
+        target = path / name
+        if target.is_dir():
+            shutil.rmtree(target)
+        elif target.exists():
+            target.unlink()
+    for leftover in path.glob("evidence-*.zip"):
+        leftover.unlink()
+    return path
+
+
+@contextlib.contextmanager
+def target(profile: Profile) -> Iterator[Profile]:
+    """The profile pointed at its target: the given URL, or an embedded reference wallet started here."""
+    if not profile.embedded:
+        yield profile
+        return
+    from conformance.reference import DEFAULT_ACCOUNTS, WalletConfig, serve
+
+    keys = "snake" if profile.keys == "snake" else "camel"
+    with serve(WalletConfig(keys=keys)) as base_url:
+        accounts = tuple(TestAccount(a.third_server_code, a.user_name, a.currency) for a in DEFAULT_ACCOUNTS)
+        yield profile.with_embedded_target(base_url, accounts)
+
+
+def preflight(profile: Profile, journal: Journal) -> dict[tuple[str, str, str], int]:
+    """One balance query per account: is there an HTTP/JSON server, and what are the accounts' decimals?"""
+    client = Client(profile, journal)
+    digits: dict[tuple[str, str, str], int] = {}
+    try:
+        probes = profile.accounts or (TestAccount("conformance-preflight", "0", "USD"),)
+        for account in probes:
+            body = {"thirdServerCode": account.third_server_code, "userName": account.user_name,
+                    "currency": account.currency}
+            exchange = client.call("getUserAmount", body, origin="preflight")
+            _ensure_speaks_json(profile, exchange)
+            data = balance_data(exchange)
+            value = digits_of(data) if isinstance(data, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                digits[account.key] = value
+    finally:
+        client.close()
+    return digits
+
+
+def _ensure_speaks_json(profile: Profile, exchange: Exchange) -> None:
+    url = exchange.request.url
+    if exchange.response is None:
+        raise TargetUnreachable(f"cannot reach {url}: {exchange.error}")
+    if exchange.envelope is None:
+        response = exchange.response
+        snippet = " ".join(response.body[:60].decode("utf-8", "replace").split())
+        raise TargetUnreachable(
+            f"{url} does not speak the webhook API: HTTP {response.status} "
+            f"{response.content_type or 'no content type'}, body {snippet!r}"
+        )
+
+
+def _pytest_args(report_dir: Path, verbose: bool) -> list[str]:
+    ini = report_dir / "pytest.ini"
+    ini.write_text("[pytest]\n")
+    return [
+        str(SUITE_DIR),
+        "-c", str(ini),
+        "--rootdir", str(SUITE_DIR),
+        "-p", "no:cacheprovider",
+        "-p", "no:randomly",
+        "-o", "timeout=900",
+        "-o", "junit_family=xunit2",
+        "-o", "junit_suite_name=multimarkets-webhook-conformance",
+        "--junitxml", str(report_dir / "junit.xml"),
+        "--alluredir", str(report_dir / "allure-results"),
+        "-W", "ignore::DeprecationWarning",
+        *(["-q", "--tb=short", "--no-header"] if verbose else ["-p", "no:terminal"]),
+    ]
+
+
+def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, verbose: bool = False) -> RunResult:
+    """Run the suite against the profile's target; write every artifact; return the verdict."""
+    import pytest
+
+    say = progress or (lambda line: None)
+    report_dir = prepare_report_dir(Path(profile.report_dir) if profile.report_dir else default_report_dir())
+    started = time.time()
+    run_id = uuid.uuid4().hex[:8]
+    with target(profile) as live:
+        journal = Journal(
+            report_dir, live.judging_context(), secret_headers=live.secret_header_names,
+            secret_values=live.secret_values,
+        )
+        ledger = Ledger()
+        journal.observers.append(ledger)
+        state = RunState(profile=live, journal=journal, ledger=ledger, run_id=run_id)
+        say(f"target: {live.base_url} ({'embedded reference wallet' if live.embedded else 'external'})")
+        try:
+            digits = preflight(live, journal)
+        except TargetUnreachable:
+            journal.close()
+            raise
+        schemathesis_hooks.ACTIVE = schemathesis_hooks.Active(
+            journal=journal, company_id=live.company_id, accounts=tuple(a.key for a in live.accounts),
+            account_digits=digits, money_allowed=live.money_allowed,
+        )
+        plugin = SuitePlugin(state, progress=say)
+        pytest_exit = None
+        try:
+            pytest_exit = pytest.main(_pytest_args(report_dir, verbose), plugins=[plugin])
+        finally:
+            schemathesis_hooks.ACTIVE = None
+            say("settling money: cancelling every adjustment still outstanding")
+            compensation_client = Client(live, journal)
+            try:
+                leftover = ledger.compensate(compensation_client) if live.money_allowed else ledger.outstanding()
+            finally:
+                compensation_client.close()
+            journal.close()
+        summary = build_summary(live, state, started, leftover=leftover, pytest_exit=int(pytest_exit))
+    _write_json(report_dir / "summary.json", summary)
+    _write_json(report_dir / "ledger.json", ledger.summary())
+    _write_json(report_dir / "profile.json", live.to_record())
+    return RunResult(exit_code=summary["exit_code"], summary=summary, report_dir=report_dir)
+
+
+def build_summary(profile: Profile, state: RunState, started: float, *, leftover: list, pytest_exit: int) -> dict:
+    spec = contract.load()
+    journal = state.journal
+    rows = verdicts.requirement_statuses(
+        journal.outcomes, state.test_results, journal.exchanges, journal.secret_headers, profile.money_allowed,
+    )
+    verdict, exit_code = verdicts.overall(rows)
+    suite_errors = []
+    if pytest_exit not in (0, 1):  # 2 interrupted, 3 internal error, 4 usage, 5 no tests
+        suite_errors.append(f"the test session ended abnormally (pytest exit {pytest_exit})")
+    if leftover:
+        suite_errors.append(f"{len(leftover)} adjustment(s) could not be compensated: see ledger.json")
+    if suite_errors and exit_code == verdicts.EXIT_PASSED:
+        verdict, exit_code = "incomplete", verdicts.EXIT_INCOMPLETE
+    outcomes_by_test = {}
+    for result in state.test_results:
+        outcomes_by_test[result["outcome"]] = outcomes_by_test.get(result["outcome"], 0) + 1
+    finished = time.time()
+    return {
+        "suite": {"name": "multimarkets-webhook-conformance", "version": __version__},
+        "spec": {
+            "file": spec.spec_path.name, "sha256": spec.spec_sha256,
+            "catalogue": spec.catalogue_path.name, "catalogue_sha256": spec.catalogue_sha256,
+            "openapi_version": spec.spec["info"]["version"],
+        },
+        "target": {"base_url": profile.base_url, "embedded": profile.embedded},
+        "run": {
+            "id": state.run_id,
+            "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
+            "finished_at": dt.datetime.fromtimestamp(finished, dt.UTC).isoformat(),
+            "duration_s": round(finished - started, 2),
+            "seed": profile.seed,
+            "max_examples": profile.max_examples,
+            "phases": list(profile.phases),
+            "money_allowed": profile.money_allowed,
+            "python": sys.version.split()[0],
+        },
+        "verdict": verdict,
+        "exit_code": exit_code,
+        "counts": verdicts.counts(rows),
+        "requirements": rows,
+        "tests": {"total": len(state.test_results), **outcomes_by_test},
+        "test_results": state.test_results,
+        "generated": [s.to_record() for s in state.scenarios],
+        "latency": verdicts.latency(journal.exchanges),
+        "money": {k: v for k, v in state.ledger.summary().items() if k != "entries"},
+        "exchanges": len(journal.exchanges),
+        "suite_errors": suite_errors,
+    }
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")

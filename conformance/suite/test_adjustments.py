@@ -1,0 +1,152 @@
+"""Execute and cancel as the platform uses them (reference §2.5, §2.6, §4, §5).
+
+Each test is one conversation on one profile account: balance before, the
+calls, balance after. Every execute the suite makes is settled: the tests
+cancel what they applied, and the money ledger compensates anything left over.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from conformance.checks import NEVER_SENT_PREFIX, conversation, judge_conversation
+from conformance.suite.plugin import expect, judged, require_answer
+from conformance.suite.teller import format_amount, unknown_account
+
+pytestmark = pytest.mark.usefixtures("money")
+
+
+def _judge(journal, ctx, check, **exchanges):
+    return judged(journal, judge_conversation(check, ctx, **exchanges))
+
+
+@pytest.mark.requirement("EXE-002", "EXE-005", "EXE-003", "EXE-004", "CAN-003", "CAN-004", "CAN-006", "CAN-005",
+                         "CAN-007", "EXE-001")
+@pytest.mark.parametrize("operation_type", ["OPEN_POSITION", "NORMAL_CLOSE"])
+def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, journal, ctx, account):
+    before = teller.balance(account)
+    require_answer(before)
+    execute_body = teller.execute_body(account, teller.amount(account), operation_type=operation_type)
+    execute = teller.execute(execute_body)
+    after = teller.balance(account)
+    replay = teller.execute(execute_body)
+    after_replay = teller.balance(account)
+    cancel_body = teller.cancel_body(execute_body)
+    cancel = teller.cancel(cancel_body)
+    after_cancel = teller.balance(account)
+    cancel_replay = teller.cancel(cancel_body)
+    after_cancel_replay = teller.balance(account)
+    second_cancel = teller.cancel(teller.cancel_body(execute_body))
+    after_second_cancel = teller.balance(account)
+    require_answer(execute, after, cancel, after_cancel)
+
+    outcomes = {
+        "EXE-002": _judge(journal, ctx, conversation.funded_execute_applied, before=before, execute=execute),
+        "EXE-005": _judge(journal, ctx, conversation.execute_moves_exact_amount, before=before, execute=execute,
+                          after=after),
+        "EXE-003": _judge(journal, ctx, conversation.replay_moves_no_money, after_first=after, replay=replay,
+                          after_replay=after_replay),
+        "EXE-004": _judge(journal, ctx, conversation.replay_answers_same_code, first=execute, replay=replay),
+        "CAN-003": _judge(journal, ctx, conversation.cancel_restores_balance, before_execute=before, execute=execute,
+                          cancel=cancel, after_cancel=after_cancel),
+        "CAN-004": _judge(journal, ctx, conversation.cancel_replay_no_second_refund, after_cancel=after_cancel,
+                          replay=cancel_replay, after_replay=after_cancel_replay),
+        "CAN-006": _judge(journal, ctx, conversation.cancel_replay_same_code, first=cancel, replay=cancel_replay),
+        "CAN-005": _judge(journal, ctx, conversation.second_cancel_no_refund, before=after_cancel_replay,
+                          cancel=second_cancel, after=after_second_cancel),
+        "CAN-007": _judge(journal, ctx, conversation.second_cancel_answers_success, first=cancel,
+                          second=second_cancel),
+    }
+    failures = []
+    for requirement, outcome in outcomes.items():
+        try:
+            expect(journal, requirement, outcome)
+        except AssertionError as error:
+            failures.append(str(error))
+    try:
+        expect(journal, "EXE-001", execute, replay)
+    except AssertionError as error:
+        failures.append(str(error))
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.requirement("HDR-004", "CAN-003")
+def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
+    before = teller.balance(account)
+    execute_body = teller.execute_body(account, teller.amount(account))
+    execute = teller.execute(execute_body)
+    cancel = teller.cancel(teller.cancel_body(execute_body), timestamp=False)
+    after = teller.balance(account)
+    require_answer(before, execute, cancel, after)
+    expect(journal, "HDR-004", _judge(journal, ctx, conversation.cancel_without_timestamp_processed,
+                                      execute=execute, cancel=cancel))
+    expect(journal, "CAN-003", _judge(journal, ctx, conversation.cancel_restores_balance, before_execute=before,
+                                      execute=execute, cancel=cancel, after_cancel=after))
+
+
+@pytest.mark.requirement("CAN-001")
+def test_cancel_of_never_received_request(teller, journal, ctx, account, state):
+    before = teller.balance(account)
+    execute_body = teller.execute_body(account, teller.amount(account))
+    never_sent = f"{NEVER_SENT_PREFIX}{state.request_number('n')}"[:48]
+    cancel = teller.cancel(teller.cancel_body(execute_body, reverse=never_sent))
+    after = teller.balance(account)
+    require_answer(before, cancel, after)
+    expect(journal, "CAN-001", cancel)
+    expect(journal, "CAN-001", _judge(journal, ctx, conversation.never_received_moves_no_money, before=before,
+                                      cancel=cancel, after=after))
+
+
+@pytest.mark.requirement("CAN-002", "EXE-006")
+def test_cancel_of_rejected_execute(teller, journal, ctx, account):
+    before = teller.balance(account)
+    require_answer(before)
+    balance = teller.current_balance(before)
+    digits = teller.digits(account)
+    too_much = format_amount(abs(balance) + Decimal(1000), digits)
+    execute_body = teller.execute_body(account, too_much)  # a debit the balance cannot cover
+    execute = teller.execute(execute_body)
+    after_execute = teller.balance(account)
+    cancel = teller.cancel(teller.cancel_body(execute_body))
+    after = teller.balance(account)
+    require_answer(execute, after_execute, cancel, after)
+    expect(journal, "EXE-006", _judge(journal, ctx, conversation.overdraft_rejected, before=before, execute=execute,
+                                      after=after_execute))
+    if execute.succeeded:
+        pytest.fail("the over-balance debit was applied (EXE-006), so CAN-002 cannot be judged on it")
+    expect(journal, "CAN-002", _judge(journal, ctx, conversation.rejected_execute_cancel_us0000001, before=before,
+                                      execute=execute, cancel=cancel, after=after))
+
+
+@pytest.mark.requirement("CAN-002")
+def test_cancel_of_invalid_execute(teller, journal, ctx, account):
+    """A request the wallet received but refused as invalid (wrong sign) is 'received, not applied'."""
+    before = teller.balance(account)
+    execute_body = teller.execute_body(account, "-" + teller.amount(account))
+    execute = teller.execute(execute_body, negative=True)
+    cancel = teller.cancel(teller.cancel_body(execute_body))
+    after = teller.balance(account)
+    require_answer(before, execute, cancel, after)
+    if execute.succeeded:
+        pytest.fail("the wrong-sign execute was applied (VAL-006), so CAN-002 cannot be judged on it")
+    expect(journal, "CAN-002", _judge(journal, ctx, conversation.rejected_execute_cancel_us0000001, before=before,
+                                      execute=execute, cancel=cancel, after=after))
+
+
+@pytest.mark.requirement("EXE-007")
+def test_execute_for_unknown_account_is_rejected(teller, journal, account):
+    body = teller.execute_body(unknown_account(account), teller.amount(account))
+    expect(journal, "EXE-007", teller.execute(body))
+
+
+@pytest.mark.requirement("EXE-001")
+def test_execute_latency(teller, journal, account):
+    """Ten small executes, each reversed at once; every one must answer within 3 s."""
+    executes = []
+    for _ in range(10):
+        body = teller.execute_body(account, teller.amount(account))
+        executes.append(teller.execute(body))
+        teller.cancel(teller.cancel_body(body))
+    expect(journal, "EXE-001", *executes)
