@@ -108,7 +108,7 @@ class SuitePlugin:
             if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
                 message = str(report.longrepr[2]).removeprefix("Skipped: ")
             elif report.outcome == "failed":
-                message = str(getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message
+                message = str((getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)
                               or report.longreprtext)[:2000]
             self._state.test_results.append({
                 "nodeid": report.nodeid,

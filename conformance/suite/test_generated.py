@@ -12,7 +12,6 @@ import pytest
 from conformance import generated
 
 
-
 def test_generated(scenario, profile, state):
     phase, operation, mode = scenario
     _label(phase, operation, mode)
