@@ -115,10 +115,7 @@ def _use_profile_account(body: dict) -> None:
 @schemathesis.hook
 def after_call(context, case, response):
     exchange = to_exchange(case, response)
-    if ACTIVE is not None:
-        outcomes = ACTIVE.journal.record(exchange)
-    else:
-        outcomes = judge_exchange(exchange, _DEFAULT_CONTEXT)
+    outcomes = ACTIVE.journal.record(exchange) if ACTIVE is not None else judge_exchange(exchange, _DEFAULT_CONTEXT)
     _local.last = (id(response), exchange, outcomes)
 
 

@@ -18,25 +18,68 @@ PATHS = {
     "cancelAdjustment": "/cancel-external-system-credit-limit-adjustment",
 }
 HEADERS = (("trace", "t-1"), ("companyId", "439"), ("timestamp", "1764064800000"), ("Content-Type", "application/json"))
-EXECUTE = {**ACCOUNT, "bizType": 1, "operationType": "OPEN_POSITION", "amount": "5.00", "amountDigits": 2,
-           "orderId": 1, "requestUniqueNo": "E-1", "requestTime": 1764064800000, "ip": "203.0.113.7"}
-CANCEL = {**ACCOUNT, "bizType": 1, "amount": "5.00", "amountDigits": 2, "requestUniqueNo": "C-1",
-          "reverseRequestUniqueNo": "E-1", "requestTime": 1764064800000, "ip": "203.0.113.7", "cancelRemark": "x"}
+EXECUTE = {
+    **ACCOUNT,
+    "bizType": 1,
+    "operationType": "OPEN_POSITION",
+    "amount": "5.00",
+    "amountDigits": 2,
+    "orderId": 1,
+    "requestUniqueNo": "E-1",
+    "requestTime": 1764064800000,
+    "ip": "203.0.113.7",
+}
+CANCEL = {
+    **ACCOUNT,
+    "bizType": 1,
+    "amount": "5.00",
+    "amountDigits": 2,
+    "requestUniqueNo": "C-1",
+    "reverseRequestUniqueNo": "E-1",
+    "requestTime": 1764064800000,
+    "ip": "203.0.113.7",
+    "cancelRemark": "x",
+}
 BODIES = {"getUserAmount": ACCOUNT, "executeAdjustment": EXECUTE, "cancelAdjustment": CANCEL}
 
 
 def envelope(code="0", ok=None, data=None, **extra):
     ok = (code == "0") if ok is None else ok
-    return {"code": code, "msg": "m", "bizCode": "", "tm": 1, "trace": "t-1", "msgParams": None,
-            "data": ({} if ok else None) if data is None else data, "ok": ok, "fail": not ok, **extra}
+    return {
+        "code": code,
+        "msg": "m",
+        "bizCode": "",
+        "tm": 1,
+        "trace": "t-1",
+        "msgParams": None,
+        "data": ({} if ok else None) if data is None else data,
+        "ok": ok,
+        "fail": not ok,
+        **extra,
+    }
 
 
 BALANCE = envelope(data={"userName": "86000001", "currency": "USD", "amount": "100.00", "amountDigits": 2})
 
 
-def ex(operation="getUserAmount", *, body=None, headers=HEADERS, drop=(), set_headers=(), method="POST",
-       raw_body=None, status=200, reply=None, content_type="application/json", raw_reply=None, elapsed=5.0,
-       negative=False, error=None, **changes):
+def ex(
+    operation="getUserAmount",
+    *,
+    body=None,
+    headers=HEADERS,
+    drop=(),
+    set_headers=(),
+    method="POST",
+    raw_body=None,
+    status=200,
+    reply=None,
+    content_type="application/json",
+    raw_reply=None,
+    elapsed=5.0,
+    negative=False,
+    error=None,
+    **changes,
+):
     body = dict(BODIES[operation] if body is None else body)
     for name, value in changes.items():
         if value is DROP:
@@ -46,8 +89,12 @@ def ex(operation="getUserAmount", *, body=None, headers=HEADERS, drop=(), set_he
     sent = [(k, v) for k, v in headers if k not in drop]
     for name, value in set_headers:
         sent = [(k, v) for k, v in sent if k.lower() != name.lower()] + [(name, value)]
-    request = Request(method, "http://w/api" + PATHS[operation], tuple(sent),
-                      raw_body if raw_body is not None else json.dumps(body).encode())
+    request = Request(
+        method,
+        "http://w/api" + PATHS[operation],
+        tuple(sent),
+        raw_body if raw_body is not None else json.dumps(body).encode(),
+    )
     if error:
         return Exchange(request, None, operation, "test", negative=negative, error=error)
     reply = envelope() if reply is None else reply
@@ -79,61 +126,105 @@ EXCHANGE_CASES = {
     "headers.missing_company_id_rejected": (ex(drop=("companyId",), reply=REJECTED), ex(drop=("companyId",))),
     "headers.missing_timestamp_rejected": (ex(drop=("timestamp",), reply=REJECTED), ex(drop=("timestamp",))),
     "headers.header_names_case_insensitive": (
-        ex(set_headers=(("Trace", "t-1"),), reply=BALANCE), ex(set_headers=(("Trace", "t-1"),), reply=REJECTED)),
+        ex(set_headers=(("Trace", "t-1"),), reply=BALANCE),
+        ex(set_headers=(("Trace", "t-1"),), reply=REJECTED),
+    ),
     "headers.non_integer_company_id_rejected": (
-        ex(set_headers=(("companyId", "x"),), reply=REJECTED), ex(set_headers=(("companyId", "x"),))),
+        ex(set_headers=(("companyId", "x"),), reply=REJECTED),
+        ex(set_headers=(("companyId", "x"),)),
+    ),
     "headers.timestamp_not_13_digits_rejected": (
-        ex(set_headers=(("timestamp", "1764064800"),), reply=REJECTED), ex(set_headers=(("timestamp", "1764064800"),))),
+        ex(set_headers=(("timestamp", "1764064800"),), reply=REJECTED),
+        ex(set_headers=(("timestamp", "1764064800"),)),
+    ),
     "validation.missing_required_field_rejected": (ex(currency=DROP, reply=REJECTED), ex(currency=DROP)),
     "validation.long_user_name_rejected": (
-        ex("executeAdjustment", userName="9" * 49, reply=REJECTED), ex("executeAdjustment", userName="9" * 49)),
+        ex("executeAdjustment", userName="9" * 49, reply=REJECTED),
+        ex("executeAdjustment", userName="9" * 49),
+    ),
     "validation.over_long_fields_rejected": (
         ex("executeAdjustment", requestUniqueNo="9" * 49, reply=REJECTED),
-        ex("executeAdjustment", requestUniqueNo="9" * 49)),
+        ex("executeAdjustment", requestUniqueNo="9" * 49),
+    ),
     "validation.unknown_biz_type_rejected": (
-        ex("executeAdjustment", bizType=3, reply=REJECTED), ex("executeAdjustment", bizType=3)),
+        ex("executeAdjustment", bizType=3, reply=REJECTED),
+        ex("executeAdjustment", bizType=3),
+    ),
     "validation.unknown_operation_type_rejected": (
-        ex("executeAdjustment", operationType="X", reply=REJECTED), ex("executeAdjustment", operationType="X")),
+        ex("executeAdjustment", operationType="X", reply=REJECTED),
+        ex("executeAdjustment", operationType="X"),
+    ),
     "validation.wrong_sign_rejected": (
-        ex("executeAdjustment", amount="-5.00", reply=REJECTED), ex("executeAdjustment", amount="-5.00")),
+        ex("executeAdjustment", amount="-5.00", reply=REJECTED),
+        ex("executeAdjustment", amount="-5.00"),
+    ),
     "validation.non_decimal_amount_rejected": (
-        ex("executeAdjustment", amount="1,000.00", reply=REJECTED), ex("executeAdjustment", amount="1e3")),
+        ex("executeAdjustment", amount="1,000.00", reply=REJECTED),
+        ex("executeAdjustment", amount="1e3"),
+    ),
     "validation.amount_digits_mismatch_rejected": (
-        ex("executeAdjustment", amountDigits=3, reply=REJECTED), ex("executeAdjustment", amountDigits=3)),
+        ex("executeAdjustment", amountDigits=3, reply=REJECTED),
+        ex("executeAdjustment", amountDigits=3),
+    ),
     "validation.request_time_not_13_digits_rejected": (
-        ex("cancelAdjustment", requestTime=1764064800, reply=REJECTED), ex("cancelAdjustment", requestTime=1764064800)),
+        ex("cancelAdjustment", requestTime=1764064800, reply=REJECTED),
+        ex("cancelAdjustment", requestTime=1764064800),
+    ),
     "validation.schema_invalid_request_rejected": (
-        ex("executeAdjustment", orderId="x", reply=REJECTED), ex("executeAdjustment", orderId="x")),
+        ex("executeAdjustment", orderId="x", reply=REJECTED),
+        ex("executeAdjustment", orderId="x"),
+    ),
     "validation.non_json_media_type_rejected": (
         ex(set_headers=(("Content-Type", "text/plain"),), reply=REJECTED),
-        ex(set_headers=(("Content-Type", "text/plain"),))),
+        ex(set_headers=(("Content-Type", "text/plain"),)),
+    ),
     "money.four_fields_in_one_style": (
         ex(reply=BALANCE),
-        ex(reply=envelope(data={"user_name": "8", "currency": "USD", "amount": "1.00", "amountDigits": 2}))),
-    "money.amount_is_plain_decimal": (ex(reply=BALANCE), ex(reply=envelope(data={**BALANCE["data"], "amount": "1,000.00"}))),
-    "money.amount_digits_is_integer": (ex(reply=BALANCE), ex(reply=envelope(data={**BALANCE["data"], "amountDigits": "2"}))),
+        ex(reply=envelope(data={"user_name": "8", "currency": "USD", "amount": "1.00", "amountDigits": 2})),
+    ),
+    "money.amount_is_plain_decimal": (
+        ex(reply=BALANCE),
+        ex(reply=envelope(data={**BALANCE["data"], "amount": "1,000.00"})),
+    ),
+    "money.amount_digits_is_integer": (
+        ex(reply=BALANCE),
+        ex(reply=envelope(data={**BALANCE["data"], "amountDigits": "2"})),
+    ),
     "money.amount_has_amount_digits_decimals": (
-        ex(reply=BALANCE), ex(reply=envelope(data={**BALANCE["data"], "amount": "100.0"}))),
+        ex(reply=BALANCE),
+        ex(reply=envelope(data={**BALANCE["data"], "amount": "100.0"})),
+    ),
     "money.user_name_echoed": (ex(reply=BALANCE), ex(reply=envelope(data={**BALANCE["data"], "userName": "other"}))),
     "money.unknown_account_refused": (ex(body=UNKNOWN, reply=REJECTED), ex(body=UNKNOWN, reply=BALANCE)),
     "money.profile_account_balance_succeeds": (ex(reply=BALANCE), ex(reply=REJECTED)),
-    "money.currency_is_requested_currency": (ex(reply=BALANCE), ex(reply=envelope(data={**BALANCE["data"], "currency": "usd"}))),
+    "money.currency_is_requested_currency": (
+        ex(reply=BALANCE),
+        ex(reply=envelope(data={**BALANCE["data"], "currency": "usd"})),
+    ),
     "money.currency_is_iso_or_allowed": (
-        ex(reply=BALANCE), ex(body={**ACCOUNT, "currency": "DOLLAR"}, reply=envelope(data={**BALANCE["data"], "currency": "DOLLAR"}))),
+        ex(reply=BALANCE),
+        ex(body={**ACCOUNT, "currency": "DOLLAR"}, reply=envelope(data={**BALANCE["data"], "currency": "DOLLAR"})),
+    ),
     "money.lower_case_currency_not_matched": (ex(currency="usd", reply=REJECTED), ex(currency="usd", reply=BALANCE)),
     "robustness.never_a_server_error": (ex(), ex(status=500, raw_reply=b"<html>boom</html>", content_type="text/html")),
     "robustness.malformed_json_rejected_with_envelope": (
-        ex(raw_body=b"{oops", reply=REJECTED), ex(raw_body=b"{oops", status=400, raw_reply=b"bad", content_type="text/plain")),
+        ex(raw_body=b"{oops", reply=REJECTED),
+        ex(raw_body=b"{oops", status=400, raw_reply=b"bad", content_type="text/plain"),
+    ),
     "robustness.undeclared_method_not_allowed": (ex(method="GET", status=405), ex(method="GET", status=200)),
     "robustness.execute_within_deadline": (
-        ex("executeAdjustment", elapsed=2900), ex("executeAdjustment", elapsed=3100)),
+        ex("executeAdjustment", elapsed=2900),
+        ex("executeAdjustment", elapsed=3100),
+    ),
     "robustness.balance_and_cancel_within_deadline": (ex(elapsed=10), ex(elapsed=3500)),
     "conversation.unknown_account_execute_rejected": (
         ex("executeAdjustment", body={**EXECUTE, **UNKNOWN}, reply=REJECTED),
-        ex("executeAdjustment", body={**EXECUTE, **UNKNOWN})),
+        ex("executeAdjustment", body={**EXECUTE, **UNKNOWN}),
+    ),
     "conversation.never_received_answers_us0000002": (
         ex("cancelAdjustment", reverseRequestUniqueNo=NEVER_SENT_PREFIX + "1", reply=envelope("US_0000002")),
-        ex("cancelAdjustment", reverseRequestUniqueNo=NEVER_SENT_PREFIX + "1", reply=envelope("0"))),
+        ex("cancelAdjustment", reverseRequestUniqueNo=NEVER_SENT_PREFIX + "1", reply=envelope("0")),
+    ),
 }
 
 
@@ -155,43 +246,66 @@ APPLIED_CANCEL = ex("cancelAdjustment")
 CONVERSATION_CASES = {
     "conversation.never_received_moves_no_money": (
         dict(before=balance("100.00"), cancel=APPLIED_CANCEL, after=balance("100.00")),
-        dict(before=balance("100.00"), cancel=APPLIED_CANCEL, after=balance("105.00"))),
+        dict(before=balance("100.00"), cancel=APPLIED_CANCEL, after=balance("105.00")),
+    ),
     "conversation.funded_execute_applied": (
-        dict(before=balance("100.00"), execute=APPLIED), dict(before=balance("100.00"), execute=ex("executeAdjustment", reply=REJECTED))),
+        dict(before=balance("100.00"), execute=APPLIED),
+        dict(before=balance("100.00"), execute=ex("executeAdjustment", reply=REJECTED)),
+    ),
     "conversation.execute_moves_exact_amount": (
         dict(before=balance("100.00"), execute=APPLIED, after=balance("95.00")),
-        dict(before=balance("100.00"), execute=APPLIED, after=balance("90.00"))),
+        dict(before=balance("100.00"), execute=APPLIED, after=balance("90.00")),
+    ),
     "conversation.replay_moves_no_money": (
         dict(after_first=balance("95.00"), replay=APPLIED, after_replay=balance("95.00")),
-        dict(after_first=balance("95.00"), replay=APPLIED, after_replay=balance("90.00"))),
+        dict(after_first=balance("95.00"), replay=APPLIED, after_replay=balance("90.00")),
+    ),
     "conversation.replay_answers_same_code": (
-        dict(first=APPLIED, replay=APPLIED), dict(first=APPLIED, replay=ex("executeAdjustment", reply=REJECTED))),
+        dict(first=APPLIED, replay=APPLIED),
+        dict(first=APPLIED, replay=ex("executeAdjustment", reply=REJECTED)),
+    ),
     "conversation.overdraft_rejected": (
         dict(before=balance("1.00"), execute=ex("executeAdjustment", reply=REJECTED), after=balance("1.00")),
-        dict(before=balance("1.00"), execute=APPLIED, after=balance("-4.00"))),
+        dict(before=balance("1.00"), execute=APPLIED, after=balance("-4.00")),
+    ),
     "conversation.rejected_execute_cancel_us0000001": (
-        dict(before=balance("1.00"), execute=ex("executeAdjustment", reply=REJECTED),
-             cancel=ex("cancelAdjustment", reply=envelope("US_0000001")), after=balance("1.00")),
-        dict(before=balance("1.00"), execute=ex("executeAdjustment", reply=REJECTED),
-             cancel=ex("cancelAdjustment", reply=envelope("US_0000002")), after=balance("1.00"))),
+        dict(
+            before=balance("1.00"),
+            execute=ex("executeAdjustment", reply=REJECTED),
+            cancel=ex("cancelAdjustment", reply=envelope("US_0000001")),
+            after=balance("1.00"),
+        ),
+        dict(
+            before=balance("1.00"),
+            execute=ex("executeAdjustment", reply=REJECTED),
+            cancel=ex("cancelAdjustment", reply=envelope("US_0000002")),
+            after=balance("1.00"),
+        ),
+    ),
     "conversation.cancel_restores_balance": (
         dict(before_execute=balance("100.00"), execute=APPLIED, cancel=APPLIED_CANCEL, after_cancel=balance("100.00")),
-        dict(before_execute=balance("100.00"), execute=APPLIED, cancel=APPLIED_CANCEL, after_cancel=balance("95.00"))),
+        dict(before_execute=balance("100.00"), execute=APPLIED, cancel=APPLIED_CANCEL, after_cancel=balance("95.00")),
+    ),
     "conversation.cancel_replay_no_second_refund": (
         dict(after_cancel=balance("100.00"), replay=APPLIED_CANCEL, after_replay=balance("100.00")),
-        dict(after_cancel=balance("100.00"), replay=APPLIED_CANCEL, after_replay=balance("105.00"))),
+        dict(after_cancel=balance("100.00"), replay=APPLIED_CANCEL, after_replay=balance("105.00")),
+    ),
     "conversation.second_cancel_no_refund": (
         dict(before=balance("100.00"), cancel=APPLIED_CANCEL, after=balance("100.00")),
-        dict(before=balance("100.00"), cancel=APPLIED_CANCEL, after=balance("105.00"))),
+        dict(before=balance("100.00"), cancel=APPLIED_CANCEL, after=balance("105.00")),
+    ),
     "conversation.cancel_replay_same_code": (
         dict(first=APPLIED_CANCEL, replay=APPLIED_CANCEL),
-        dict(first=APPLIED_CANCEL, replay=ex("cancelAdjustment", reply=REJECTED))),
+        dict(first=APPLIED_CANCEL, replay=ex("cancelAdjustment", reply=REJECTED)),
+    ),
     "conversation.second_cancel_answers_success": (
         dict(first=APPLIED_CANCEL, second=APPLIED_CANCEL),
-        dict(first=APPLIED_CANCEL, second=ex("cancelAdjustment", reply=REJECTED))),
+        dict(first=APPLIED_CANCEL, second=ex("cancelAdjustment", reply=REJECTED)),
+    ),
     "conversation.cancel_without_timestamp_processed": (
         dict(execute=APPLIED, cancel=ex("cancelAdjustment", drop=("timestamp",))),
-        dict(execute=APPLIED, cancel=ex("cancelAdjustment", drop=("timestamp",), reply=REJECTED))),
+        dict(execute=APPLIED, cancel=ex("cancelAdjustment", drop=("timestamp",), reply=REJECTED)),
+    ),
 }
 
 

@@ -36,9 +36,13 @@ def _examples():
     for operation in CONTRACT.operations.values():
         raw = CONTRACT.spec["paths"][operation.path]["post"]
         for name, example in raw["requestBody"]["content"]["application/json"]["examples"].items():
-            yield pytest.param(operation.operation_id, "request", example["value"], id=f"{operation.operation_id}-{name}")
+            yield pytest.param(
+                operation.operation_id, "request", example["value"], id=f"{operation.operation_id}-{name}"
+            )
         for name, example in raw["responses"]["200"]["content"]["application/json"]["examples"].items():
-            yield pytest.param(operation.operation_id, "response", example["value"], id=f"{operation.operation_id}-{name}")
+            yield pytest.param(
+                operation.operation_id, "response", example["value"], id=f"{operation.operation_id}-{name}"
+            )
 
 
 @pytest.mark.parametrize(("operation", "which", "value"), list(_examples()))
@@ -69,16 +73,33 @@ def _field_table():
     return {
         "getUserAmount": {"thirdServerCode": (True, None), "userName": (True, None), "currency": (True, None)},
         "executeAdjustment": {
-            "thirdServerCode": (True, None), "userName": (True, 48), "currency": (True, 16), "bizType": (True, None),
-            "operationType": (True, None), "amount": (True, None), "amountDigits": (True, None),
-            "orderId": (True, None), "requestUniqueNo": (True, 48), "requestTime": (True, None), "ip": (True, None),
+            "thirdServerCode": (True, None),
+            "userName": (True, 48),
+            "currency": (True, 16),
+            "bizType": (True, None),
+            "operationType": (True, None),
+            "amount": (True, None),
+            "amountDigits": (True, None),
+            "orderId": (True, None),
+            "requestUniqueNo": (True, 48),
+            "requestTime": (True, None),
+            "ip": (True, None),
             "metadata": (False, 200),
         },
         "cancelAdjustment": {
-            "thirdServerCode": (True, None), "userName": (True, 48), "currency": (True, 16), "bizType": (True, None),
-            "amount": (True, None), "amountDigits": (True, None), "orderId": (False, None),
-            "requestUniqueNo": (True, 48), "reverseRequestUniqueNo": (True, None), "requestTime": (True, None),
-            "ip": (True, None), "cancelRemark": (True, 200), "metadata": (False, 200),
+            "thirdServerCode": (True, None),
+            "userName": (True, 48),
+            "currency": (True, 16),
+            "bizType": (True, None),
+            "amount": (True, None),
+            "amountDigits": (True, None),
+            "orderId": (False, None),
+            "requestUniqueNo": (True, 48),
+            "reverseRequestUniqueNo": (True, None),
+            "requestTime": (True, None),
+            "ip": (True, None),
+            "cancelRemark": (True, 200),
+            "metadata": (False, 200),
         },
     }
 

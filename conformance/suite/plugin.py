@@ -108,15 +108,19 @@ class SuitePlugin:
             if report.outcome == "skipped" and isinstance(report.longrepr, tuple):
                 message = str(report.longrepr[2]).removeprefix("Skipped: ")
             elif report.outcome == "failed":
-                message = str((getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)
-                              or report.longreprtext)[:2000]
-            self._state.test_results.append({
-                "nodeid": report.nodeid,
-                "outcome": report.outcome,
-                "requirements": list(self._requirements.get(report.nodeid, [])),
-                "message": message,
-                "duration_s": round(report.duration, 3),
-            })
+                message = str(
+                    (getattr(report.longrepr, "reprcrash", None) and report.longrepr.reprcrash.message)
+                    or report.longreprtext
+                )[:2000]
+            self._state.test_results.append(
+                {
+                    "nodeid": report.nodeid,
+                    "outcome": report.outcome,
+                    "requirements": list(self._requirements.get(report.nodeid, [])),
+                    "message": message,
+                    "duration_s": round(report.duration, 3),
+                }
+            )
             if self._progress is not None:
                 done = len(self._state.test_results)
                 self._progress(f"[{done:>4}/{self._total}] {report.outcome:<7} {report.nodeid}")
@@ -170,7 +174,9 @@ def attach_exchanges(exchanges: Iterable[Exchange], secrets: frozenset[str]) -> 
     except ImportError:
         return
     for exchange in exchanges:
-        allure.attach(exchange.as_curl(secrets), name=f"{exchange.id} curl", attachment_type=allure.attachment_type.TEXT)
+        allure.attach(
+            exchange.as_curl(secrets), name=f"{exchange.id} curl", attachment_type=allure.attachment_type.TEXT
+        )
         allure.attach(
             json.dumps(exchange.to_record(secrets), indent=2, ensure_ascii=False),
             name=f"{exchange.id} exchange",

@@ -34,7 +34,11 @@ class Teller:
     # ---------------------------------------------------------------- bodies
     @staticmethod
     def balance_body(account: TestAccount) -> dict:
-        return {"thirdServerCode": account.third_server_code, "userName": account.user_name, "currency": account.currency}
+        return {
+            "thirdServerCode": account.third_server_code,
+            "userName": account.user_name,
+            "currency": account.currency,
+        }
 
     def execute_body(
         self, account: TestAccount, amount: str, *, operation_type: str = "OPEN_POSITION", number: str | None = None
