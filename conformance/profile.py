@@ -35,6 +35,8 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class TestAccount:
+    __test__ = False  # not a pytest test class
+
     third_server_code: str
     user_name: str
     currency: str
@@ -169,8 +171,9 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-        # Never echo the value: it may be a secret.
-        raise ConfigError(f"header {name or '<empty>'!r}: expected 'NAME: VALUE'")
+        # Never echo more than the first word: the rest may be a secret value.
+        shown = name.split()[0] if name.split() else "<empty>"
+        raise ConfigError(f"header starting {shown!r}: expected 'NAME: VALUE'")
     return name, value.strip()
 
 
@@ -229,7 +232,7 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
     merged.update(_from_env(environ))
     merged.update({k: v for k, v in cli.items() if v is not None and k != "config"})
 
-    unknown = set(merged) - {f.name for f in fields(Profile)}
+    unknown = set(merged) - {f.name for f in fields(Profile)} | ({"target", "config_file"} & set(merged))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
 

@@ -7,6 +7,7 @@ through the same :class:`~conformance.journal.Journal`.)
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -61,12 +62,21 @@ def describe_transport_error(error: BaseException, timeout: float) -> str:
             return f"the host name does not resolve ({cause})"
         if "refused" in lowered:
             return "connection refused"
-        if "badstatusline" in lowered or "remotedisconnected" in lowered or "connection aborted" in lowered:
+        if _chain_has(error, http.client.BadStatusLine) or "connection aborted" in lowered:
             return f"the server did not answer with HTTP ({cause})"
         return f"connection failed ({cause})"
     if isinstance(error, requests.exceptions.InvalidURL | requests.exceptions.InvalidSchema):
         return f"invalid URL ({error})"
     return f"{type(error).__name__}: {error}"
+
+
+def _chain_has(error: BaseException, kind: type) -> bool:
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind) or any(isinstance(arg, kind) for arg in getattr(seen, "args", ())):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def _root_cause(error: BaseException) -> str:
