@@ -39,6 +39,7 @@ class ScenarioResult:
     other_findings: list[dict] = field(default_factory=list)  # built-in failures no requirement speaks for
     errors: list[str] = field(default_factory=list)
     skipped: str | None = None
+    requirements: list[str] = field(default_factory=list)  # the requirement ids this slice judged
 
     @property
     def name(self) -> str:
@@ -56,6 +57,7 @@ class ScenarioResult:
             "other_findings": self.other_findings[:MAX_FAILURES_KEPT],
             "errors": self.errors,
             "skipped": self.skipped,
+            "requirements": self.requirements,
         }
 
 

@@ -12,11 +12,13 @@ import pytest
 from conformance import generated
 
 
-def test_generated(scenario, profile, state):
+def test_generated(scenario, profile, state, journal):
     phase, operation, mode = scenario
     _label(phase, operation, mode)
+    first_outcome = len(journal.outcomes)
     result = generated.run_scenario(profile, phase, operation, mode)
     state.scenarios.append(result)
+    _label_requirements(journal.outcomes[first_outcome:], result)
     if result.skipped:
         pytest.skip(result.skipped)
     if result.errors:
@@ -40,3 +42,21 @@ def _label(phase, operation, mode):
     allure.dynamic.parameter("mode", mode)
     allure.dynamic.tag("generated")
     allure.dynamic.label("requirement", "generated")
+
+
+def _label_requirements(outcomes, result):
+    """Every requirement this slice judged becomes a label and a tag; failing cases are attached with their curl."""
+    try:
+        import allure
+    except ImportError:
+        return
+    judged = sorted({o.requirement for o in outcomes} | {f["requirement"] for f in result.failures if f["requirement"]})
+    result.requirements = judged
+    for rid in judged:
+        allure.dynamic.label("requirement", rid)
+        allure.dynamic.tag(rid)
+    if result.failures:
+        lines = []
+        for failure in result.failures[:50]:
+            lines += [f"{failure['requirement']} [{failure['check']}] {failure['message']}", failure.get("curl") or "", ""]
+        allure.attach("\n".join(lines), name="failing cases (curl)", attachment_type=allure.attachment_type.TEXT)
