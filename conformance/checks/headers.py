@@ -37,6 +37,12 @@ def headers_valid(exchange: Exchange) -> bool:
     return not header_problems(exchange)
 
 
+def documented_spellings(exchange: Exchange) -> bool:
+    """The documented headers are sent with their documented spelling (other spellings are HDR-005's concern)."""
+    documented = {name.lower(): name for name in DOCUMENTED_NAMES}
+    return all(documented.get(name.lower(), name) == name for name, _ in exchange.request.headers)
+
+
 @check("HDR-001")
 def missing_trace_rejected(exchange: Exchange, ctx: Context):
     """A request without the trace header is rejected."""

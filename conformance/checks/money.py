@@ -7,7 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from conformance.checks import NA, Context, check
-from conformance.checks.headers import headers_valid
+from conformance.checks.headers import documented_spellings, headers_valid
 from conformance.checks.validation import describe, is_decimal_string, is_int, must_be_rejected
 from conformance.exchange import Exchange
 
@@ -128,6 +128,7 @@ def profile_account_balance_succeeds(exchange: Exchange, ctx: Context):
         or exchange.response is None
         or exchange.negative
         or not headers_valid(exchange)
+        or not documented_spellings(exchange)
         or not ctx.is_profile_account(exchange.request.json)
     ):
         return NA

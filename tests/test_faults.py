@@ -1,0 +1,98 @@
+"""Every check can fail: each fault of the reference wallet is caught by the check that names its requirement.
+
+For each fault, the wallet runs here with that one rule broken and the real
+command line (`conformance run`, a subprocess) tests it with every phase, a
+small example budget and money movement allowed. A fault that breaks a MUST
+requirement must fail the run (exit 1) with that requirement `failed`; a fault
+that breaks a SHOULD requirement must leave every MUST passed (exit 0) with
+that requirement reported as a `warning`. No other MUST requirement may fail:
+each fault breaks exactly one rule, so a MUST failing elsewhere is a false
+positive of the suite (or a fault that is not isolated).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conformance import contract
+from conformance.reference import DEFAULT_ACCOUNTS, FAULTS, WalletConfig, serve
+
+CATALOGUE = contract.load().requirements
+ACCOUNT_ARGS = [
+    arg for a in DEFAULT_ACCOUNTS for arg in ("--account", f"{a.third_server_code}:{a.user_name}:{a.currency}")
+]
+FAULT_RUN = ["--max-examples", "4", "--rate-limit", "0", "--timeout", "10", "--allow-money-movement", *ACCOUNT_ARGS]
+
+#: Requirements whose fault also (legitimately) breaks another MUST rule: the other rule is a consequence,
+#: not a false positive. Kept explicit so that an unexpected MUST failure is never waved through.
+CONSEQUENCES: dict[str, set[str]] = {
+    "balance-amount-as-number": {"BAL-002"},  # a number is not a decimal string either
+    "non-iso-currency-in-balance": {"CUR-001"},  # the answered currency differs from the asked one
+    "lowercase-currency-in-balance": {"CUR-002"},  # "usd" is not an ISO 4217 code
+    "ok-with-nonzero-code": set(),
+    "wrong-json-types-accepted": {"VAL-004"},  # bizType "1" is not one of the documented integers
+}
+
+
+def run_suite(base_url: str, report_dir: Path, *extra: str) -> tuple[int, dict, str]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "conformance.cli",
+            "run",
+            "--base-url",
+            base_url,
+            "--report-dir",
+            str(report_dir),
+            *FAULT_RUN,
+            *extra,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    summary_path = report_dir / "summary.json"
+    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
+    return done.returncode, summary, done.stderr
+
+
+def statuses(summary: dict) -> dict[str, str]:
+    return {row["id"]: row["status"] for row in summary["requirements"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(FAULTS))
+def test_fault_is_caught_by_the_check_naming_its_requirement(name, tmp_path):
+    fault = FAULTS[name]
+    requirement = CATALOGUE[fault.requirement]
+    with serve(WalletConfig(fault=name)) as base_url:
+        code, summary, stderr = run_suite(base_url, tmp_path / "report")
+    assert summary, f"no summary.json (exit {code}): {stderr[-500:]}"
+    status = statuses(summary)
+    failed_musts = {rid for rid, s in status.items() if s == "failed"}
+    allowed = {fault.requirement} | CONSEQUENCES.get(name, set())
+    assert failed_musts <= allowed, f"{name} also failed {sorted(failed_musts - allowed)} (false positive?)"
+    if requirement.is_must:
+        assert status[fault.requirement] == "failed", (
+            f"{name} breaks {fault.requirement}, reported {status[fault.requirement]}"
+        )
+        assert code == 1, f"a MUST failure must fail the run; exit {code}"
+        row = next(r for r in summary["requirements"] if r["id"] == fault.requirement)
+        assert row["failing_examples"], "a failed requirement carries its failing examples"
+    else:
+        assert status[fault.requirement] == "warning", (
+            f"{name} breaks {fault.requirement}, reported {status[fault.requirement]}"
+        )
+        assert code == 0, f"a SHOULD violation must not fail the run; exit {code}"
+
+
+def test_the_catalogue_covers_every_breakable_requirement():
+    covered = {fault.requirement for fault in FAULTS.values()}
+    assert {rid for rid, r in CATALOGUE.items() if r.is_must} <= covered
+    assert all(fault.requirement in CATALOGUE for fault in FAULTS.values())
