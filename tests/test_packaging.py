@@ -48,8 +48,8 @@ def test_installed_package_loads_its_contract_from_another_directory(wheel, tmp_
     elsewhere.mkdir()
     code = (
         "import conformance, conformance.contract as c; k = c.load(); "
-        "assert str(k.spec_dir).startswith(%r), k.spec_dir; "
-        "print(len(k.requirements), k.spec_sha256)" % str(site)
+        f"assert str(k.spec_dir).startswith({str(site)!r}), k.spec_dir; "
+        "print(len(k.requirements), k.spec_sha256)"
     )
     # Only the unpacked wheel and the venv's dependencies on the path: not this checkout.
     env = {"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}
