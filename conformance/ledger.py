@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,8 +62,12 @@ def _execute_outcome(exchange: Exchange) -> str:
 
 
 class Ledger:
-    def __init__(self) -> None:
+    """Keeps the money story of the run; with a ``judge``, also judges each first cancel against its execute."""
+
+    def __init__(self, judge: Callable[..., Any] | None = None) -> None:
         self.entries: dict[str, Entry] = {}
+        self.executes: dict[str, Exchange] = {}  # first execute exchange per requestUniqueNo
+        self.judge = judge
         self._lock = threading.Lock()
 
     def observe(self, exchange: Exchange) -> None:
@@ -84,6 +89,7 @@ class Ledger:
             elif outcome == "applied" or (outcome == "unknown" and entry.outcome == "rejected"):
                 entry.outcome = outcome  # a replay can reveal money that moved
             entry.execute_exchanges.append(exchange.id)
+            self.executes.setdefault(number, exchange)
 
     def _observe_cancel(self, reverse: str, exchange: Exchange) -> None:
         code = exchange.code
@@ -91,9 +97,17 @@ class Ledger:
             entry = self.entries.get(reverse)
             if entry is None:
                 return
+            first_cancel = not entry.cancel_exchanges
             entry.cancel_exchanges.append(exchange.id)
             if code in SETTLED_CODES and entry.settlement != "reversed":
                 entry.settlement = SETTLED_CODES[code]
+            execute = self.executes.get(reverse)
+        judged = first_cancel and execute is not None and self.judge is not None
+        if judged and not exchange.origin.startswith("compensation"):
+            from conformance.checks import conversation
+
+            self.judge(conversation.first_cancel_of_applied_execute_succeeds, execute=execute, cancel=exchange)
+            self.judge(conversation.cancel_of_refused_execute_answers_us0000001, execute=execute, cancel=exchange)
 
     def outstanding(self) -> list[Entry]:
         with self._lock:

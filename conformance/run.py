@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import __version__, contract, schemathesis_hooks, verdicts
+from conformance.checks import judge_conversation
 from conformance.checks.money import balance_data, digits_of
 from conformance.exchange import Exchange
 from conformance.journal import Journal
@@ -139,7 +140,8 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
             report_dir, live.judging_context(), secret_headers=live.secret_header_names,
             secret_values=live.secret_values,
         )
-        ledger = Ledger()
+        ledger = Ledger(judge=lambda check, **exchanges: journal.add(
+            judge_conversation(check, journal.ctx, **exchanges)))
         journal.observers.append(ledger)
         state = RunState(profile=live, journal=journal, ledger=ledger, run_id=run_id)
         say(f"target: {live.base_url} ({'embedded reference wallet' if live.embedded else 'external'})")

@@ -204,3 +204,37 @@ def cancel_without_timestamp_processed(*, execute: Exchange, cancel: Exchange, c
     if cancel.succeeded:
         return None
     return f"a cancel without the (optional) timestamp header was answered {describe(cancel)}"
+
+
+def _same_adjustment(execute: Exchange, cancel: Exchange) -> bool:
+    """The cancel names the execute's account and amount (whether a mismatch is allowed is open, §12.12)."""
+    first, second = execute.request.json, cancel.request.json
+    if not isinstance(first, dict) or not isinstance(second, dict):
+        return False
+    same_account = all(first.get(k) == second.get(k) for k in ("thirdServerCode", "userName", "currency"))
+    amounts = first.get("amount"), second.get("amount")
+    return same_account and all(isinstance(a, str) for a in amounts) and amounts[0].lstrip("-") == amounts[1]
+
+
+def _clean(exchange: Exchange) -> bool:
+    from conformance.checks.validation import schema_problems
+
+    return exchange.response is not None and not schema_problems(exchange)
+
+
+@check("CAN-003", kind="conversation")
+def first_cancel_of_applied_execute_succeeds(*, execute: Exchange, cancel: Exchange, ctx: Context):
+    """The first cancel of an applied execute answers success (judged on every such pair, generated ones too)."""
+    if not execute.succeeded or not _clean(cancel) or not _same_adjustment(execute, cancel):
+        return NA
+    return None if cancel.succeeded else f"the first cancel of an applied execute answered {describe(cancel)}"
+
+
+@check("CAN-002", kind="conversation")
+def cancel_of_refused_execute_answers_us0000001(*, execute: Exchange, cancel: Exchange, ctx: Context):
+    """A cancel of a valid execute the wallet refused answers US_0000001 (judged on generated pairs too)."""
+    if not execute.rejected or not _clean(execute) or not _clean(cancel) or not _same_adjustment(execute, cancel):
+        return NA
+    if cancel.code == RECEIVED_NOT_APPLIED:
+        return None
+    return f"cancel of a refused execute answered {describe(cancel)}; expected {RECEIVED_NOT_APPLIED}"
