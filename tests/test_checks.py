@@ -303,8 +303,30 @@ CONVERSATION_CASES = {
         dict(first=APPLIED_CANCEL, second=ex("cancelAdjustment", reply=REJECTED)),
     ),
     "conversation.cancel_without_timestamp_processed": (
-        dict(execute=APPLIED, cancel=ex("cancelAdjustment", drop=("timestamp",))),
-        dict(execute=APPLIED, cancel=ex("cancelAdjustment", drop=("timestamp",), reply=REJECTED)),
+        dict(
+            before=balance("100.00"),
+            execute=APPLIED,
+            cancel=ex("cancelAdjustment", drop=("timestamp",)),
+            after=balance("100.00"),
+        ),
+        dict(
+            before=balance("100.00"),
+            execute=APPLIED,
+            cancel=ex("cancelAdjustment", drop=("timestamp",)),
+            after=balance("95.00"),
+        ),
+    ),
+    "conversation.first_cancel_of_applied_execute_succeeds": (
+        dict(execute=APPLIED, cancel=APPLIED_CANCEL),
+        dict(execute=APPLIED, cancel=ex("cancelAdjustment", reply=envelope("US_0000002"))),
+    ),
+    "conversation.cancel_of_refused_execute_answers_us0000001": (
+        dict(
+            execute=ex("executeAdjustment", reply=REJECTED), cancel=ex("cancelAdjustment", reply=envelope("US_0000001"))
+        ),
+        dict(
+            execute=ex("executeAdjustment", reply=REJECTED), cancel=ex("cancelAdjustment", reply=envelope("US_0000002"))
+        ),
     ),
 }
 
@@ -350,3 +372,11 @@ def test_currency_allow_list_setting():
 def test_timeout_counts_against_the_execute_deadline():
     timed_out = ex("executeAdjustment", error="timed out: no answer within 10 s")
     assert "deadline" in checks.registry()["robustness.execute_within_deadline"].func(timed_out, CTX)
+
+
+def test_history_checks_leave_mismatched_or_broken_cancels_alone():
+    first_cancel = checks.registry()["conversation.first_cancel_of_applied_execute_succeeds"].func
+    other_account = ex("cancelAdjustment", thirdServerCode="W-2", reply=REJECTED)
+    assert first_cancel(execute=APPLIED, cancel=other_account, ctx=CTX) is NA  # open question §12.12
+    no_timestamp = ex("cancelAdjustment", drop=("timestamp",), reply=REJECTED)
+    assert first_cancel(execute=APPLIED, cancel=no_timestamp, ctx=CTX) is NA  # HDR-004 judges that one

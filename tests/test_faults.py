@@ -1,8 +1,11 @@
 """Every check can fail: each fault of the reference wallet is caught by the check that names its requirement.
 
 For each fault, the wallet runs here with that one rule broken and the real
-command line (`conformance run`, a subprocess) tests it with every phase, a
-small example budget and money movement allowed. A fault that breaks a MUST
+command line (`conformance run`, a subprocess) tests it with the handwritten
+suite and the spec's examples, money movement allowed (the handwritten suite
+reaches every requirement deterministically). A second, smaller matrix runs
+only the generated phases (coverage, fuzzing, stateful) against faults of each
+family, proving that Schemathesis' traffic is judged by the same checks. A fault that breaks a MUST
 requirement must fail the run (exit 1) with that requirement `failed`; a fault
 that breaks a SHOULD requirement must leave every MUST passed (exit 0) with
 that requirement reported as a `warning`. No other MUST requirement may fail:
@@ -26,7 +29,9 @@ CATALOGUE = contract.load().requirements
 ACCOUNT_ARGS = [
     arg for a in DEFAULT_ACCOUNTS for arg in ("--account", f"{a.third_server_code}:{a.user_name}:{a.currency}")
 ]
-FAULT_RUN = ["--max-examples", "4", "--rate-limit", "0", "--timeout", "10", "--allow-money-movement", *ACCOUNT_ARGS]
+FAULT_RUN = ["--rate-limit", "0", "--timeout", "10", "--allow-money-movement", *ACCOUNT_ARGS]
+HANDWRITTEN = ["--phases", "handwritten,examples"]
+GENERATED_ONLY = ["--phases", "coverage,fuzzing,stateful", "--max-examples", "15"]
 
 #: Requirements whose fault also (legitimately) breaks another MUST rule: the other rule is a consequence,
 #: not a false positive. Kept explicit so that an unexpected MUST failure is never waved through.
@@ -69,10 +74,28 @@ def statuses(summary: dict) -> dict[str, str]:
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FAULTS))
 def test_fault_is_caught_by_the_check_naming_its_requirement(name, tmp_path):
+    assert_caught(name, tmp_path, *HANDWRITTEN)
+
+
+#: One fault per family that Schemathesis' generated traffic can reveal without the handwritten probes.
+GENERATED_FAULTS = [
+    "ok-fail-both-true", "trace-not-echoed", "code-as-number", "content-type-text-plain", "status-201",
+    "server-error-html", "wrong-json-types-accepted", "unknown-biztype-accepted", "missing-trace-accepted",
+    "amount-thousands-separators", "ten-digit-requesttime-accepted",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", GENERATED_FAULTS)
+def test_generated_phases_alone_catch_the_fault(name, tmp_path):
+    assert_caught(name, tmp_path, *GENERATED_ONLY, "--seed", "7")
+
+
+def assert_caught(name, tmp_path, *phase_args):
     fault = FAULTS[name]
     requirement = CATALOGUE[fault.requirement]
     with serve(WalletConfig(fault=name)) as base_url:
-        code, summary, stderr = run_suite(base_url, tmp_path / "report")
+        code, summary, stderr = run_suite(base_url, tmp_path / "report", *phase_args)
     assert summary, f"no summary.json (exit {code}): {stderr[-500:]}"
     status = statuses(summary)
     failed_musts = {rid for rid, s in status.items() if s == "failed"}

@@ -197,13 +197,19 @@ def second_cancel_answers_success(*, first: Exchange, second: Exchange, ctx: Con
 
 
 @check("HDR-004", kind="conversation")
-def cancel_without_timestamp_processed(*, execute: Exchange, cancel: Exchange, ctx: Context):
-    """A cancel without the timestamp header is accepted and processed."""
+def cancel_without_timestamp_processed(
+    *, before: Exchange, execute: Exchange, cancel: Exchange, after: Exchange, ctx: Context
+):
+    """A cancel without the timestamp header is accepted and processed: success, and the money given back."""
     if cancel.request.has_header("timestamp") or not execute.succeeded or cancel.response is None:
         return NA
-    if cancel.succeeded:
-        return None
-    return f"a cancel without the (optional) timestamp header was answered {describe(cancel)}"
+    problems = []
+    if not cancel.succeeded:
+        problems.append(f"a cancel without the (optional) timestamp header was answered {describe(cancel)}")
+    amounts = _balances(before, after)
+    if amounts is not None and amounts[0] != amounts[1]:
+        problems.append(f"balance before the execute {amounts[0]}, after the timestamp-less cancel {amounts[1]}")
+    return "; ".join(problems) or None
 
 
 def _same_adjustment(execute: Exchange, cancel: Exchange) -> bool:
@@ -217,9 +223,16 @@ def _same_adjustment(execute: Exchange, cancel: Exchange) -> bool:
 
 
 def _clean(exchange: Exchange) -> bool:
+    """Answered, schema-valid, and the three documented headers sent as documented (others judge the rest)."""
+    from conformance.checks.headers import documented_spellings
     from conformance.checks.validation import schema_problems
 
-    return exchange.response is not None and not schema_problems(exchange)
+    return (
+        exchange.response is not None
+        and exchange.request.has_header("timestamp")
+        and documented_spellings(exchange)
+        and not schema_problems(exchange)
+    )
 
 
 @check("CAN-003", kind="conversation")
