@@ -22,8 +22,9 @@ def _judge(journal, ctx, check, **exchanges):
     return judged(journal, judge_conversation(check, ctx, **exchanges))
 
 
-@pytest.mark.requirement("EXE-002", "EXE-005", "EXE-003", "EXE-004", "CAN-003", "CAN-004", "CAN-006", "CAN-005",
-                         "CAN-007", "EXE-001")
+@pytest.mark.requirement(
+    "EXE-002", "EXE-005", "EXE-003", "EXE-004", "CAN-003", "CAN-004", "CAN-006", "CAN-005", "CAN-007", "EXE-001"
+)
 @pytest.mark.parametrize("operation_type", ["OPEN_POSITION", "NORMAL_CLOSE"])
 def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, journal, ctx, account):
     before = teller.balance(account)
@@ -44,20 +45,45 @@ def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, jour
 
     outcomes = {
         "EXE-002": _judge(journal, ctx, conversation.funded_execute_applied, before=before, execute=execute),
-        "EXE-005": _judge(journal, ctx, conversation.execute_moves_exact_amount, before=before, execute=execute,
-                          after=after),
-        "EXE-003": _judge(journal, ctx, conversation.replay_moves_no_money, after_first=after, replay=replay,
-                          after_replay=after_replay),
+        "EXE-005": _judge(
+            journal, ctx, conversation.execute_moves_exact_amount, before=before, execute=execute, after=after
+        ),
+        "EXE-003": _judge(
+            journal,
+            ctx,
+            conversation.replay_moves_no_money,
+            after_first=after,
+            replay=replay,
+            after_replay=after_replay,
+        ),
         "EXE-004": _judge(journal, ctx, conversation.replay_answers_same_code, first=execute, replay=replay),
-        "CAN-003": _judge(journal, ctx, conversation.cancel_restores_balance, before_execute=before, execute=execute,
-                          cancel=cancel, after_cancel=after_cancel),
-        "CAN-004": _judge(journal, ctx, conversation.cancel_replay_no_second_refund, after_cancel=after_cancel,
-                          replay=cancel_replay, after_replay=after_cancel_replay),
+        "CAN-003": _judge(
+            journal,
+            ctx,
+            conversation.cancel_restores_balance,
+            before_execute=before,
+            execute=execute,
+            cancel=cancel,
+            after_cancel=after_cancel,
+        ),
+        "CAN-004": _judge(
+            journal,
+            ctx,
+            conversation.cancel_replay_no_second_refund,
+            after_cancel=after_cancel,
+            replay=cancel_replay,
+            after_replay=after_cancel_replay,
+        ),
         "CAN-006": _judge(journal, ctx, conversation.cancel_replay_same_code, first=cancel, replay=cancel_replay),
-        "CAN-005": _judge(journal, ctx, conversation.second_cancel_no_refund, before=after_cancel_replay,
-                          cancel=second_cancel, after=after_second_cancel),
-        "CAN-007": _judge(journal, ctx, conversation.second_cancel_answers_success, first=cancel,
-                          second=second_cancel),
+        "CAN-005": _judge(
+            journal,
+            ctx,
+            conversation.second_cancel_no_refund,
+            before=after_cancel_replay,
+            cancel=second_cancel,
+            after=after_second_cancel,
+        ),
+        "CAN-007": _judge(journal, ctx, conversation.second_cancel_answers_success, first=cancel, second=second_cancel),
     }
     failures = []
     for requirement, outcome in outcomes.items():
@@ -81,8 +107,13 @@ def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
     after = teller.balance(account)
     require_answer(before, execute, cancel, after)
     outcome = _judge(
-        journal, ctx, conversation.cancel_without_timestamp_processed,
-        before=before, execute=execute, cancel=cancel, after=after,
+        journal,
+        ctx,
+        conversation.cancel_without_timestamp_processed,
+        before=before,
+        execute=execute,
+        cancel=cancel,
+        after=after,
     )
     expect(journal, "HDR-004", outcome)
 
@@ -96,8 +127,11 @@ def test_cancel_of_never_received_request(teller, journal, ctx, account, state):
     after = teller.balance(account)
     require_answer(before, cancel, after)
     expect(journal, "CAN-001", cancel)
-    expect(journal, "CAN-001", _judge(journal, ctx, conversation.never_received_moves_no_money, before=before,
-                                      cancel=cancel, after=after))
+    expect(
+        journal,
+        "CAN-001",
+        _judge(journal, ctx, conversation.never_received_moves_no_money, before=before, cancel=cancel, after=after),
+    )
 
 
 @pytest.mark.requirement("CAN-002", "EXE-006")
@@ -113,12 +147,26 @@ def test_cancel_of_rejected_execute(teller, journal, ctx, account):
     cancel = teller.cancel(teller.cancel_body(execute_body))
     after = teller.balance(account)
     require_answer(execute, after_execute, cancel, after)
-    expect(journal, "EXE-006", _judge(journal, ctx, conversation.overdraft_rejected, before=before, execute=execute,
-                                      after=after_execute))
+    expect(
+        journal,
+        "EXE-006",
+        _judge(journal, ctx, conversation.overdraft_rejected, before=before, execute=execute, after=after_execute),
+    )
     if execute.succeeded:
         pytest.fail("the over-balance debit was applied (EXE-006), so CAN-002 cannot be judged on it")
-    expect(journal, "CAN-002", _judge(journal, ctx, conversation.rejected_execute_cancel_us0000001, before=before,
-                                      execute=execute, cancel=cancel, after=after))
+    expect(
+        journal,
+        "CAN-002",
+        _judge(
+            journal,
+            ctx,
+            conversation.rejected_execute_cancel_us0000001,
+            before=before,
+            execute=execute,
+            cancel=cancel,
+            after=after,
+        ),
+    )
 
 
 @pytest.mark.requirement("CAN-002")
@@ -132,8 +180,19 @@ def test_cancel_of_invalid_execute(teller, journal, ctx, account):
     require_answer(before, execute, cancel, after)
     if execute.succeeded:
         pytest.fail("the wrong-sign execute was applied (VAL-006), so CAN-002 cannot be judged on it")
-    expect(journal, "CAN-002", _judge(journal, ctx, conversation.rejected_execute_cancel_us0000001, before=before,
-                                      execute=execute, cancel=cancel, after=after))
+    expect(
+        journal,
+        "CAN-002",
+        _judge(
+            journal,
+            ctx,
+            conversation.rejected_execute_cancel_us0000001,
+            before=before,
+            execute=execute,
+            cancel=cancel,
+            after=after,
+        ),
+    )
 
 
 @pytest.mark.requirement("EXE-007")

@@ -58,5 +58,9 @@ def _label_requirements(outcomes, result):
     if result.failures:
         lines = []
         for failure in result.failures[:50]:
-            lines += [f"{failure['requirement']} [{failure['check']}] {failure['message']}", failure.get("curl") or "", ""]
+            lines += [
+                f"{failure['requirement']} [{failure['check']}] {failure['message']}",
+                failure.get("curl") or "",
+                "",
+            ]
         allure.attach("\n".join(lines), name="failing cases (curl)", attachment_type=allure.attachment_type.TEXT)

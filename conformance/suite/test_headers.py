@@ -28,7 +28,9 @@ def gate(operation, profile):
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_missing_trace_is_rejected(operation, gate, teller, client, journal, account):
     exchange = teller.call(
-        operation, teller.body_for(operation, account), headers=_headers_without(client, operation, "trace"),
+        operation,
+        teller.body_for(operation, account),
+        headers=_headers_without(client, operation, "trace"),
         negative=True,
     )
     expect(journal, "HDR-001", exchange)
@@ -38,7 +40,9 @@ def test_missing_trace_is_rejected(operation, gate, teller, client, journal, acc
 @pytest.mark.parametrize("operation", OPERATIONS)
 def test_missing_company_id_is_rejected(operation, gate, teller, client, journal, account):
     exchange = teller.call(
-        operation, teller.body_for(operation, account), headers=_headers_without(client, operation, "companyId"),
+        operation,
+        teller.body_for(operation, account),
+        headers=_headers_without(client, operation, "companyId"),
         negative=True,
     )
     expect(journal, "HDR-002", exchange)
@@ -48,7 +52,9 @@ def test_missing_company_id_is_rejected(operation, gate, teller, client, journal
 @pytest.mark.parametrize("operation", TIMESTAMP_REQUIRED)
 def test_missing_timestamp_is_rejected(operation, gate, teller, client, journal, account):
     exchange = teller.call(
-        operation, teller.body_for(operation, account), headers=_headers_without(client, operation, "timestamp"),
+        operation,
+        teller.body_for(operation, account),
+        headers=_headers_without(client, operation, "timestamp"),
         negative=True,
     )
     expect(journal, "HDR-003", exchange)
@@ -71,7 +77,9 @@ def test_header_names_are_case_insensitive(spelling, teller, client, journal, ac
 @pytest.mark.parametrize("company", ["abc", "12.5", "439x"])
 def test_non_integer_company_id_is_rejected(operation, company, gate, teller, client, journal, account):
     exchange = teller.call(
-        operation, teller.body_for(operation, account), headers=_headers_with(client, operation, "companyId", company),
+        operation,
+        teller.body_for(operation, account),
+        headers=_headers_with(client, operation, "companyId", company),
         negative=True,
     )
     expect(journal, "HDR-006", exchange)
@@ -83,10 +91,15 @@ def test_non_integer_company_id_is_rejected(operation, company, gate, teller, cl
 def test_timestamp_not_13_digits_is_rejected(operation, kind, gate, teller, client, journal, account):
     import time
 
-    value = {"seconds-10-digits": str(int(time.time())), "14-digits": str(int(time.time() * 10000)),
-             "not-a-number": "yesterday"}[kind]
+    value = {
+        "seconds-10-digits": str(int(time.time())),
+        "14-digits": str(int(time.time() * 10000)),
+        "not-a-number": "yesterday",
+    }[kind]
     exchange = teller.call(
-        operation, teller.body_for(operation, account), headers=_headers_with(client, operation, "timestamp", value),
+        operation,
+        teller.body_for(operation, account),
+        headers=_headers_with(client, operation, "timestamp", value),
         negative=True,
     )
     expect(journal, "HDR-007", exchange)

@@ -60,9 +60,12 @@ def test_user_name_over_48_is_rejected(operation, gate, teller, journal, account
 @pytest.mark.parametrize(
     ("operation", "field", "length"),
     [
-        ("executeAdjustment", "currency", 17), ("cancelAdjustment", "currency", 17),
-        ("executeAdjustment", "requestUniqueNo", 49), ("cancelAdjustment", "requestUniqueNo", 49),
-        ("executeAdjustment", "metadata", 201), ("cancelAdjustment", "metadata", 201),
+        ("executeAdjustment", "currency", 17),
+        ("cancelAdjustment", "currency", 17),
+        ("executeAdjustment", "requestUniqueNo", 49),
+        ("cancelAdjustment", "requestUniqueNo", 49),
+        ("executeAdjustment", "metadata", 201),
+        ("cancelAdjustment", "metadata", 201),
         ("cancelAdjustment", "cancelRemark", 201),
     ],
 )
@@ -114,8 +117,12 @@ def test_non_decimal_amount_is_rejected(operation, shape, gate, teller, journal,
     digits = teller.digits(account)
     fraction = ("." + "0" * digits) if digits else ""
     amount = {
-        "thousands": "1,000" + fraction, "exponent": "1e3", "letters": "ten", "blank": "",
-        "plus": "+1" + fraction, "spaces": " 1" + fraction,
+        "thousands": "1,000" + fraction,
+        "exponent": "1e3",
+        "letters": "ten",
+        "blank": "",
+        "plus": "+1" + fraction,
+        "spaces": " 1" + fraction,
     }[shape]
     expect(journal, "VAL-007", _probe(teller, operation, account, amount=amount))
 
