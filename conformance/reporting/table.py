@@ -43,5 +43,7 @@ def render(summary: dict[str, Any], width: int = 72) -> list[str]:
         )
     for error in summary.get("suite_errors", []):
         lines.append(f"suite: {error}")
-    lines.append(f"verdict: {summary['verdict'].upper()} (exit {summary['exit_code']}) in {summary['run']['duration_s']} s")
+    lines.append(
+        f"verdict: {summary['verdict'].upper()} (exit {summary['exit_code']}) in {summary['run']['duration_s']} s"
+    )
     return lines
