@@ -110,7 +110,7 @@ def test_target_that_hangs(report_dir):
 
 
 class _HtmlHandler(http.server.BaseHTTPRequestHandler):
-    def do_POST(self):  # noqa: N802
+    def do_POST(self):
         body = b"<html><body>Welcome to nginx!</body></html>"
         self.send_response(200)
         self.send_header("Content-Type", "text/html")

@@ -1,0 +1,327 @@
+"""The wallet's ledger: accounts, executes and cancels in SQLite (stdlib ``sqlite3``).
+
+One connection guarded by a lock; every money operation runs in one
+``BEGIN IMMEDIATE`` transaction, so concurrent requests neither lose nor double
+an update, and a second process on the same file waits for the write lock.
+Balances are integers in minor units.
+
+Rules (the catalogue's EXE and CAN families, plus decisions the docs leave open):
+
+* Every execute that arrived with a readable requestUniqueNo is remembered with
+  its answer (code, msg) and the money it moved, applied or not; a replay answers
+  the first code and moves nothing.
+* OPEN_POSITION and ABNORMAL_OVERTRADING debit |amount|, NORMAL_CLOSE credits it.
+  A debit beyond the balance is rejected INSUFFICIENT_FUNDS, so ABNORMAL_OVERTRADING
+  never takes a balance negative either.
+* A cancel gives back exactly what its execute moved (to the execute's account,
+  whatever account the cancel names), once. Never received -> US_0000002; received
+  but not applied -> US_0000001; already reversed by another cancel -> "0" and
+  nothing moves (reference §9: "if already processed correctly, just answer
+  success"). A refund is applied even if it takes the balance negative: the
+  platform has already cancelled the order, refusing would leave both sides apart.
+* Every valid cancel is remembered by its own requestUniqueNo; a replay answers
+  the first code and moves nothing.
+* An execute that arrives after a cancel named it (the platform gave up on it and
+  was told US_0000002) is rejected ALREADY_CANCELLED and remembered, so the money
+  never moves for an order the platform has cancelled.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from conformance.reference.accounts import MAX_MINOR, Account
+
+SUCCESS = "0"
+MESSAGES = {
+    SUCCESS: "Success",
+    "ACCOUNT_NOT_FOUND": "no account for this thirdServerCode, userName and currency",
+    "INSUFFICIENT_FUNDS": "insufficient balance",
+    "LIMIT_EXCEEDED": "the balance would leave the supported range",
+    "ALREADY_CANCELLED": "a cancel for this requestUniqueNo was received before the adjustment",
+    "US_0000001": "the adjustment was received but not processed",
+    "US_0000002": "the adjustment was never received",
+    "EXECUTE_REJECTED": "adjustments are disabled",
+    "DUPLICATE_REQUEST": "duplicate requestUniqueNo",
+    "ALREADY_REVERSED": "the adjustment was already reversed",
+}
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS accounts (
+    third_server_code TEXT NOT NULL,
+    user_name TEXT NOT NULL,
+    currency TEXT NOT NULL,
+    digits INTEGER NOT NULL,
+    balance_minor INTEGER NOT NULL,
+    PRIMARY KEY (third_server_code, user_name, currency)
+);
+CREATE TABLE IF NOT EXISTS executes (
+    request_unique_no TEXT PRIMARY KEY,
+    code TEXT NOT NULL,
+    msg TEXT NOT NULL,
+    applied INTEGER NOT NULL,
+    third_server_code TEXT,
+    user_name TEXT,
+    currency TEXT,
+    delta_minor INTEGER NOT NULL DEFAULT 0,
+    reversed_by TEXT,
+    received_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cancels (
+    request_unique_no TEXT PRIMARY KEY,
+    reverse_request_unique_no TEXT NOT NULL,
+    code TEXT NOT NULL,
+    msg TEXT NOT NULL,
+    refund_minor INTEGER NOT NULL DEFAULT 0,
+    received_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS cancels_by_reverse ON cancels (reverse_request_unique_no);
+"""
+
+
+@dataclass(frozen=True)
+class Outcome:
+    code: str
+    msg: str
+    moved: bool = False  # this call moved money (an applied execute, a refund)
+
+    @property
+    def ok(self) -> bool:
+        return self.code == SUCCESS
+
+
+@dataclass(frozen=True)
+class Balance:
+    third_server_code: str
+    user_name: str
+    currency: str
+    digits: int
+    minor: int
+
+
+Key = tuple[str, str, str]
+
+
+def _outcome(code: str, moved: bool = False) -> Outcome:
+    return Outcome(code, MESSAGES[code], moved)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Ledger:
+    def __init__(self, accounts: Iterable[Account], db: str | Path | None = None, fault: str | None = None):
+        self.fault = fault
+        self._lock = threading.Lock()
+        target = str(db) if db is not None else ":memory:"
+        self._conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
+        if db is not None:
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=FULL")
+        with self._lock:
+            self._conn.executescript(_SCHEMA)  # idempotent DDL, before any transaction
+        with self._transaction() as conn:
+            self._provision(conn, accounts)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @staticmethod
+    def _provision(conn: sqlite3.Connection, accounts: Iterable[Account]) -> None:
+        """Create configured accounts that the ledger does not hold yet; existing balances are kept."""
+        for account in accounts:
+            conn.execute(
+                "INSERT OR IGNORE INTO accounts VALUES (?, ?, ?, ?, ?)",
+                (*account.key, account.digits, account.opening_minor),
+            )
+            (digits,) = conn.execute(
+                "SELECT digits FROM accounts WHERE third_server_code=? AND user_name=? AND currency=?",
+                account.key,
+            ).fetchone()
+            if digits != account.digits:
+                raise ValueError(
+                    f"the ledger holds account {':'.join(account.key)} with {digits} decimals, "
+                    f"the configuration says {account.digits}"
+                )
+
+    # ------------------------------------------------------------ accounts
+
+    def _find(self, conn: sqlite3.Connection, key: Key) -> Balance | None:
+        third, user, currency = key
+        where = "third_server_code=? AND user_name=? AND currency=?"
+        params: tuple[str, ...] = key
+        if self.fault == "currency-case-insensitive":
+            where = "third_server_code=? AND user_name=? AND lower(currency)=lower(?)"
+        elif self.fault == "long-username-accepted" and len(user) > 48:
+            where, params = "third_server_code=? AND currency=?", (third, currency)
+        rows = conn.execute(
+            "SELECT third_server_code, user_name, currency, digits, balance_minor FROM accounts "
+            f"WHERE {where}",
+            params,
+        ).fetchall()
+        return Balance(*rows[0]) if len(rows) == 1 else None
+
+    @staticmethod
+    def _move(conn: sqlite3.Connection, key: Key | tuple[None, None, None], delta: int) -> None:
+        if delta and key[0] is not None:
+            conn.execute(
+                "UPDATE accounts SET balance_minor = balance_minor + ? "
+                "WHERE third_server_code=? AND user_name=? AND currency=?",
+                (delta, *key),
+            )
+
+    def balance(self, key: Key) -> Balance | None:
+        with self._transaction() as conn:
+            return self._find(conn, key)
+
+    def balances(self) -> dict[Key, int]:
+        """Every account's balance in minor units (for tests and tools)."""
+        with self._transaction() as conn:
+            rows = conn.execute("SELECT third_server_code, user_name, currency, balance_minor FROM accounts")
+            return {(t, u, c): minor for t, u, c, minor in rows}
+
+    # ------------------------------------------------------------ execute
+
+    def remember_rejected_execute(self, request_unique_no: str, code: str, msg: str) -> None:
+        """Remember an execute rejected before it reached the ledger (headers, parameters)."""
+        with self._transaction() as conn:
+            conn.execute(
+                "INSERT OR IGNORE INTO executes (request_unique_no, code, msg, applied, received_ms) "
+                "VALUES (?, ?, ?, 0, ?)",
+                (request_unique_no, code, msg, _now_ms()),
+            )
+
+    def execute(self, request_unique_no: str, key: Key, digits: int, delta: int) -> Outcome:
+        """Apply ``delta`` minor units to the account once per requestUniqueNo."""
+        with self._transaction() as conn:
+            return self._execute(conn, request_unique_no, key, digits, delta)
+
+    def _execute(self, conn: sqlite3.Connection, number: str, key: Key, digits: int, delta: int) -> Outcome:
+        first = conn.execute(
+            "SELECT code, msg, applied, third_server_code, user_name, currency, delta_minor "
+            "FROM executes WHERE request_unique_no=?",
+            (number,),
+        ).fetchone()
+        if first is not None:
+            code, msg, applied, *account_key, _ = first
+            if self.fault == "replay-answers-different-code":
+                return _outcome("DUPLICATE_REQUEST")
+            if self.fault == "replay-moves-money-again" and applied:
+                # applied again; the ledger books it on the first record, so a cancel gives back everything
+                self._move(conn, tuple(account_key), delta)
+                conn.execute(
+                    "UPDATE executes SET delta_minor = delta_minor + ? WHERE request_unique_no=?",
+                    (delta, number),
+                )
+                return Outcome(code, msg, True)
+            return Outcome(code, msg)
+
+        def remember(
+            code: str, account: Key | None = None, moved: int = 0, msg: str | None = None
+        ) -> Outcome:
+            applied = code == SUCCESS
+            conn.execute(
+                "INSERT INTO executes (request_unique_no, code, msg, applied, third_server_code, user_name, "
+                "currency, delta_minor, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    number,
+                    code,
+                    msg or MESSAGES[code],
+                    int(applied),
+                    *(account or (None,) * 3),
+                    moved,
+                    _now_ms(),
+                ),
+            )
+            return Outcome(code, msg or MESSAGES[code], applied and moved != 0)
+
+        if conn.execute("SELECT 1 FROM cancels WHERE reverse_request_unique_no=?", (number,)).fetchone():
+            return remember("ALREADY_CANCELLED")
+        account = self._find(conn, key)
+        if account is None:
+            if self.fault == "unknown-account-execute-accepted":
+                return remember(SUCCESS)
+            return remember("ACCOUNT_NOT_FOUND")
+        found = (account.third_server_code, account.user_name, account.currency)
+        if digits != account.digits:
+            return remember(
+                "INVALID_PARAMETER", found, msg=f"amountDigits must be {account.digits} for this account"
+            )
+        if self.fault == "execute-always-rejected":
+            return remember("EXECUTE_REJECTED", found)
+        after = account.minor + delta
+        if delta < 0 and after < 0 and self.fault != "insufficient-funds-overdraws":
+            return remember("INSUFFICIENT_FUNDS", found)
+        if abs(after) > MAX_MINOR:
+            return remember("LIMIT_EXCEEDED", found)
+        self._move(conn, found, delta)
+        return remember(SUCCESS, found, delta)
+
+    # ------------------------------------------------------------ cancel
+
+    def cancel(self, request_unique_no: str, reverse_request_unique_no: str) -> Outcome:
+        """Reverse the execute named ``reverse_request_unique_no``, once per cancel requestUniqueNo."""
+        with self._transaction() as conn:
+            return self._cancel(conn, request_unique_no, reverse_request_unique_no)
+
+    def _cancel(self, conn: sqlite3.Connection, number: str, reverse: str) -> Outcome:
+        first = conn.execute(
+            "SELECT c.code, c.msg, c.refund_minor, e.third_server_code, e.user_name, e.currency "
+            "FROM cancels c LEFT JOIN executes e ON e.request_unique_no = c.reverse_request_unique_no "
+            "WHERE c.request_unique_no=?",
+            (number,),
+        ).fetchone()
+        if first is not None:
+            code, msg, refunded, *account_key = first
+            if self.fault == "cancel-replay-answers-different-code":
+                return _outcome("DUPLICATE_REQUEST")
+            if self.fault == "cancel-replay-refunds-twice":
+                self._move(conn, tuple(account_key), refunded)
+                return Outcome(code, msg, refunded != 0)
+            return Outcome(code, msg)
+
+        executed = conn.execute(
+            "SELECT applied, third_server_code, user_name, currency, delta_minor, reversed_by "
+            "FROM executes WHERE request_unique_no=?",
+            (reverse,),
+        ).fetchone()
+        refund = 0
+        if executed is None:
+            code = SUCCESS if self.fault == "cancel-unknown-answers-success" else "US_0000002"
+        elif not executed[0]:
+            code = "US_0000002" if self.fault == "cancel-rejected-answers-us0000002" else "US_0000001"
+        else:
+            _, third, user, currency, moved, reversed_by = executed
+            code = SUCCESS
+            if reversed_by is None:
+                refund = 0 if self.fault == "cancel-does-not-refund" else -moved
+                conn.execute("UPDATE executes SET reversed_by=? WHERE request_unique_no=?", (number, reverse))
+            elif self.fault == "second-cancel-refunds-again":
+                refund = -moved
+            elif self.fault == "second-cancel-refused":
+                code = "ALREADY_REVERSED"
+            self._move(conn, (third, user, currency), refund)
+        conn.execute(
+            "INSERT INTO cancels VALUES (?, ?, ?, ?, ?, ?)",
+            (number, reverse, code, MESSAGES[code], refund, _now_ms()),
+        )
+        return _outcome(code, moved=refund != 0)
