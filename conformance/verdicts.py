@@ -27,7 +27,10 @@ from conformance.exchange import Exchange
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 EXAMPLES_KEPT = 5
-_MESSAGE_ID = re.compile(r"^((?:ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB)-\d{3})\b")
+#: A failure message's first line names the requirement it blames, after the exception's type if present.
+_MESSAGE_ID = re.compile(
+    r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Failed): )?((?:ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB)-\d{3})\b"
+)
 
 
 def requirement_statuses(

@@ -213,11 +213,13 @@ def cancel_without_timestamp_processed(
 
 
 def _same_adjustment(execute: Exchange, cancel: Exchange) -> bool:
-    """The cancel names the execute's account and amount (whether a mismatch is allowed is open, §12.12)."""
+    """The cancel names the execute's account, amount and amountDigits (may they differ? open, §12.12)."""
     first, second = execute.request.json, cancel.request.json
     if not isinstance(first, dict) or not isinstance(second, dict):
         return False
-    same_account = all(first.get(k) == second.get(k) for k in ("thirdServerCode", "userName", "currency"))
+    same_account = all(
+        first.get(k) == second.get(k) for k in ("thirdServerCode", "userName", "currency", "amountDigits")
+    )
     amounts = first.get("amount"), second.get("amount")
     return same_account and all(isinstance(a, str) for a in amounts) and amounts[0].lstrip("-") == amounts[1]
 

@@ -143,9 +143,11 @@ class Wallet:
             outcome = self.ledger.execute(
                 checked.body["requestUniqueNo"], checked.account_key, checked.body["amountDigits"], delta
             )
-            return Answer(outcome.code, outcome.msg, {}), outcome.moved and self.fault == "slow-execute"
+            # slow-execute: the settlement path (a credit, NORMAL_CLOSE) is slow; other executes stay fast
+            return Answer(outcome.code, outcome.msg, {}), outcome.moved > 0 and self.fault == "slow-execute"
         outcome = self.ledger.cancel(checked.body["requestUniqueNo"], checked.body["reverseRequestUniqueNo"])
-        return Answer(outcome.code, outcome.msg, {}), outcome.moved and self.fault == "slow-cancel"
+        # slow-cancel: clawing back a credit (the cancel of a NORMAL_CLOSE) is slow; other cancels stay fast
+        return Answer(outcome.code, outcome.msg, {}), outcome.moved < 0 and self.fault == "slow-cancel"
 
     def _balance(self, key: tuple[str, str, str]) -> Answer:
         found = self.ledger.balance(key)

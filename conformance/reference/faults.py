@@ -128,7 +128,7 @@ _CATALOGUE = (
           "(BALANCE_UNAVAILABLE): the USDT account's balance cannot be read."),
     # ------------------------------------------------------------ execute
     Fault("slow-execute", "EXE-001",
-          "An execute that moves money sleeps 3.2 s before answering."),
+          "An execute that credits money (NORMAL_CLOSE) sleeps 3.2 s before answering; debits stay fast."),
     Fault("execute-always-rejected", "EXE-002",
           "Every valid execute is rejected (code EXECUTE_REJECTED) and moves no money."),
     Fault("replay-moves-money-again", "EXE-003",
@@ -172,7 +172,7 @@ _CATALOGUE = (
           "GET (and other undeclared methods) on the three paths answer HTTP 200 with a failure "
           "envelope instead of 405."),
     Fault("slow-cancel", "ROB-004",
-          "A cancel that gives money back sleeps 3.2 s before answering."),
+          "A cancel that claws back a credit (reverses a NORMAL_CLOSE) sleeps 3.2 s before answering."),
 )
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in _CATALOGUE}

@@ -89,7 +89,7 @@ CREATE INDEX IF NOT EXISTS cancels_by_reverse ON cancels (reverse_request_unique
 class Outcome:
     code: str
     msg: str
-    moved: bool = False  # this call moved money (an applied execute, a refund)
+    moved: int = 0  # minor units this call moved (signed: + credit, - debit); 0 = no money moved
 
     @property
     def ok(self) -> bool:
@@ -108,7 +108,7 @@ class Balance:
 Key = tuple[str, str, str]
 
 
-def _outcome(code: str, moved: bool = False) -> Outcome:
+def _outcome(code: str, moved: int = 0) -> Outcome:
     return Outcome(code, MESSAGES[code], moved)
 
 
@@ -232,7 +232,7 @@ class Ledger:
                     "UPDATE executes SET delta_minor = delta_minor + ? WHERE request_unique_no=?",
                     (delta, number),
                 )
-                return Outcome(code, msg, True)
+                return Outcome(code, msg, delta)
             return Outcome(code, msg)
 
         def remember(
@@ -252,7 +252,7 @@ class Ledger:
                     _now_ms(),
                 ),
             )
-            return Outcome(code, msg or MESSAGES[code], applied and moved != 0)
+            return Outcome(code, msg or MESSAGES[code], moved if applied else 0)
 
         if conn.execute("SELECT 1 FROM cancels WHERE reverse_request_unique_no=?", (number,)).fetchone():
             return remember("ALREADY_CANCELLED")
@@ -296,7 +296,7 @@ class Ledger:
                 return _outcome("DUPLICATE_REQUEST")
             if self.fault == "cancel-replay-refunds-twice":
                 self._move(conn, tuple(account_key), refunded)
-                return Outcome(code, msg, refunded != 0)
+                return Outcome(code, msg, refunded)
             return Outcome(code, msg)
 
         executed = conn.execute(
@@ -324,4 +324,4 @@ class Ledger:
             "INSERT INTO cancels VALUES (?, ?, ?, ?, ?, ?)",
             (number, reverse, code, MESSAGES[code], refund, _now_ms()),
         )
-        return _outcome(code, moved=refund != 0)
+        return _outcome(code, moved=refund)

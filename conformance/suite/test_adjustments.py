@@ -86,7 +86,12 @@ def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, jour
         "CAN-007": _judge(journal, ctx, conversation.second_cancel_answers_success, first=cancel, second=second_cancel),
     }
     failures = []
+    applied = outcomes["EXE-002"]
     for requirement, outcome in outcomes.items():
+        if outcome is None and applied is not None and not applied.passed:
+            # the conversation stopped being meaningful when the execute was refused: not judged, not blamed
+            failures.append(f"{requirement}: not judged, blocked by the EXE-002 violation above")
+            continue
         try:
             expect(journal, requirement, outcome)
         except AssertionError as error:
@@ -98,7 +103,7 @@ def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, jour
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.requirement("HDR-004")
+@pytest.mark.requirement("HDR-004", "EXE-002")
 def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
     before = teller.balance(account)
     execute_body = teller.execute_body(account, teller.amount(account))
@@ -106,6 +111,10 @@ def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
     cancel = teller.cancel(teller.cancel_body(execute_body), timestamp=False)
     after = teller.balance(account)
     require_answer(before, execute, cancel, after)
+    # the execute must have been applied for the timestamp-less cancel to mean anything: judged, and blamed, first
+    applied = _judge(journal, ctx, conversation.funded_execute_applied, before=before, execute=execute)
+    if applied is not None and not applied.passed:
+        expect(journal, "EXE-002", applied)
     outcome = _judge(
         journal,
         ctx,
