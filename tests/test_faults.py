@@ -43,6 +43,8 @@ CONSEQUENCES: dict[str, set[str]] = {
     "wrong-json-types-accepted": {"VAL-004"},  # bizType "1" is not one of the documented integers
     "currency-case-insensitive": {"CUR-001"},  # asked "usd", answered "USD": not the requested code
     "cancel-does-not-refund": {"HDR-004"},  # the timestamp-less cancel is not "processed" either: no refund
+    # an HTML error page is neither JSON (ENV-001) nor an envelope whose status is documented (ENV-010)
+    "non-object-body-html-500": {"ENV-001", "ENV-010"},
 }
 
 #: Umbrella requirements: the whole request schema (VAL-010) and the whole response schema (ENV-009).
@@ -88,7 +90,7 @@ def test_fault_is_caught_by_the_check_naming_its_requirement(name, tmp_path):
 #: One fault per family that Schemathesis' generated traffic can reveal without the handwritten probes.
 GENERATED_FAULTS = [
     "ok-fail-both-true", "trace-not-echoed", "code-as-number", "content-type-text-plain", "status-201",
-    "server-error-html", "wrong-json-types-accepted", "unknown-biztype-accepted", "missing-trace-accepted",
+    "non-object-body-html-500", "wrong-json-types-accepted", "unknown-biztype-accepted", "missing-trace-accepted",
     "amount-thousands-separators", "ten-digit-requesttime-accepted",
 ]
 

@@ -327,7 +327,7 @@ def _currency_iso(wallet):
 
 @probe("currency-case-insensitive")
 def _currency_case(wallet):
-    return _rejected(wallet.balance(currency="usd"))
+    return _rejected(wallet.balance(currency="usd")) and _rejected(wallet.execute("1.00", currency="usd"))
 
 
 @probe("balance-mixed-key-styles")
@@ -370,14 +370,17 @@ def _balance_ok(wallet):
 
 @probe("slow-execute")
 def _fast_execute(wallet):
-    return wallet.execute("1.00").elapsed < 3.0
+    return all(wallet.execute("1.00", kind).elapsed < 3.0 for kind in ("OPEN_POSITION", "NORMAL_CLOSE"))
 
 
 @probe("slow-cancel")
 def _fast_cancel(wallet):
-    number = fresh("E")
-    wallet.execute("1.00", number=number)
-    return wallet.cancel(number, "1.00").elapsed < 3.0
+    elapsed = []
+    for kind in ("OPEN_POSITION", "NORMAL_CLOSE"):
+        number = fresh("E")
+        wallet.execute("1.00", kind, number=number)
+        elapsed.append(wallet.cancel(number, "1.00").elapsed)
+    return max(elapsed) < 3.0
 
 
 @probe("execute-always-rejected")
@@ -469,6 +472,12 @@ def _second_cancel_code(wallet):
     wallet.execute("3.00", number=number)
     wallet.cancel(number, "3.00")
     return wallet.cancel(number, "3.00").code == "0"
+
+
+@probe("non-object-body-html-500")
+def _array_body_refused(wallet):
+    replies = [wallet.post(path, [1, 2]) for path in (BALANCE_PATH, EXECUTE_PATH)]
+    return all(reply.status < 500 and reply.json["ok"] is False for reply in replies)
 
 
 @probe("unknown-account-server-error")

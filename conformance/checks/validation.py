@@ -186,9 +186,12 @@ def schema_problems(exchange: Exchange) -> list[str]:
 
 @check("VAL-010")
 def schema_invalid_request_rejected(exchange: Exchange, ctx: Context):
-    """A request whose headers or JSON body violate the documented schema is rejected."""
-    body = body_of(exchange)
-    if body is NA or exchange.operation is None:
+    """A request whose headers or JSON body violate the documented schema is rejected.
+
+    Any well-formed JSON body counts, an array or a string too (the schema asks for an object);
+    a body that is not JSON at all is ROB-002's.
+    """
+    if exchange.request.method != "POST" or not exchange.request.body_is_json or exchange.operation is None:
         return NA
     problems = schema_problems(exchange)
     if not problems:

@@ -10,6 +10,7 @@ idempotence). The ledger work runs in Starlette's thread pool.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -66,6 +67,19 @@ def documented_headers(scope: dict[str, Any], exact_names: bool) -> dict[str, st
     return found
 
 
+HTML_500 = (
+    "<html><head><title>500 Internal Server Error</title></head><body><h1>Internal Server Error</h1></body></html>"
+)
+
+
+def _json_but_not_object(raw: bytes) -> bool:
+    """Fault non-object-body-html-500: a well-formed JSON body that is an array, a string, a number, ..."""
+    try:
+        return not isinstance(json.loads(raw), dict)
+    except ValueError:
+        return False
+
+
 class Wallet:
     """The three operations over one ledger, with the configured key style and fault."""
 
@@ -103,6 +117,8 @@ class Wallet:
                 headers = documented_headers(request.scope, self.fault == "header-names-case-sensitive")
                 content_type = request.headers.get("content-type")
                 raw = await request.body()
+                if self.fault == "non-object-body-html-500" and _json_but_not_object(raw):
+                    return Response(HTML_500, status_code=500, media_type="text/html")
                 answer, slow = await run_in_threadpool(self.process, operation, headers, content_type, raw)
             if slow:
                 await asyncio.sleep(SLOW_SECONDS)

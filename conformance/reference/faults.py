@@ -105,8 +105,8 @@ _CATALOGUE = (
           "The balance answers a non-ISO currency code: X followed by the account's code (XUSD); "
           "CUR-001 fails with it."),
     Fault("currency-case-insensitive", "CUR-003",
-          "Accounts are looked up ignoring the case of currency, so usd addresses the USD account (the "
-          "balance then answers USD)."),
+          "Execute looks accounts up ignoring the case of currency, so an execute in usd moves the USD "
+          "account's money (balance queries stay exact)."),
     # ------------------------------------------------------------ balance data
     Fault("balance-mixed-key-styles", "BAL-001",
           "The balance data mixes key styles: amountDigits is spelled in the other style (camel keys "
@@ -165,6 +165,9 @@ _CATALOGUE = (
     Fault("unknown-account-server-error", "ROB-001",
           "A balance query for an account the wallet does not hold answers HTTP 500 (with the JSON "
           "failure envelope)."),
+    Fault("non-object-body-html-500", "ROB-001",
+          "A JSON body that is not an object (an array, a string, a number) crashes the handler: HTTP 500 "
+          "with an HTML error page (the JSON envelope rules on that answer break with it)."),
     Fault("malformed-json-answered-success", "ROB-002",
           'Execute and cancel answer a body that is not JSON with success (code "0", data {}); nothing '
           "moves."),

@@ -165,11 +165,12 @@ class Ledger:
 
     # ------------------------------------------------------------ accounts
 
-    def _find(self, conn: sqlite3.Connection, key: Key) -> Balance | None:
+    def _find(self, conn: sqlite3.Connection, key: Key, *, money: bool = False) -> Balance | None:
         third, user, currency = key
         where = "third_server_code=? AND user_name=? AND currency=?"
         params: tuple[str, ...] = key
-        if self.fault == "currency-case-insensitive":
+        if self.fault == "currency-case-insensitive" and money:
+            # the money path normalises the code; the balance path stays exact (its answer would break CUR-001)
             where = "third_server_code=? AND user_name=? AND lower(currency)=lower(?)"
         elif self.fault == "long-username-accepted" and len(user) > 48:
             where, params = "third_server_code=? AND currency=?", (third, currency)
@@ -256,7 +257,7 @@ class Ledger:
 
         if conn.execute("SELECT 1 FROM cancels WHERE reverse_request_unique_no=?", (number,)).fetchone():
             return remember("ALREADY_CANCELLED")
-        account = self._find(conn, key)
+        account = self._find(conn, key, money=True)
         if account is None:
             if self.fault == "unknown-account-execute-accepted":
                 return remember(SUCCESS)

@@ -184,6 +184,10 @@ def attach_exchanges(exchanges: Iterable[Exchange], secrets: frozenset[str]) -> 
         )
 
 
+#: Marks a failure that is the suite's own fault (a probe no check judged); the run reports it as a suite error.
+SUITE_DEFECT = "suite defect"
+
+
 def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | None) -> None:
     """Assert that ``requirement`` was judged on the subjects and held.
 
@@ -211,7 +215,7 @@ def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | N
         unanswered = [e.error for e in exchanges if e.response is None]
         if unanswered:
             raise AssertionError(f"{requirement}: could not be judged, the target did not answer: {unanswered[0]}")
-        raise AssertionError(f"{requirement}: the probe did not reach the rule (no check applied); suite defect")
+        raise AssertionError(f"{requirement}: the probe did not reach the rule (no check applied); {SUITE_DEFECT}")
     if failed:
         detail = "; ".join(f"[{o.check}] {o.message}" for o in failed)
         raise AssertionError(f"{requirement} violated: {detail}")

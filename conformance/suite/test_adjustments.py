@@ -162,7 +162,7 @@ def test_cancel_of_rejected_execute(teller, journal, ctx, account):
         _judge(journal, ctx, conversation.overdraft_rejected, before=before, execute=execute, after=after_execute),
     )
     if execute.succeeded:
-        pytest.fail("the over-balance debit was applied (EXE-006), so CAN-002 cannot be judged on it")
+        pytest.fail("EXE-006: the over-balance debit was applied, so CAN-002 cannot be judged on it")
     expect(
         journal,
         "CAN-002",
@@ -188,7 +188,7 @@ def test_cancel_of_invalid_execute(teller, journal, ctx, account):
     after = teller.balance(account)
     require_answer(before, execute, cancel, after)
     if execute.succeeded:
-        pytest.fail("the wrong-sign execute was applied (VAL-006), so CAN-002 cannot be judged on it")
+        pytest.fail("VAL-006: the wrong-sign execute was applied, so CAN-002 cannot be judged on it")
     expect(
         journal,
         "CAN-002",
@@ -219,3 +219,16 @@ def test_execute_latency(teller, journal, account):
         executes.append(teller.execute(body))
         teller.cancel(teller.cancel_body(body))
     expect(journal, "EXE-001", *executes)
+
+
+@pytest.mark.requirement("CUR-003")
+def test_lower_case_currency_moves_no_money(teller, journal, accounts):
+    """An execute in `usd` must not debit the `USD` account: the money path matches codes exactly too."""
+    candidates = [a for a in accounts if a.currency != a.currency.lower()]
+    if not candidates:
+        pytest.skip("no profile account has a currency code with letters")
+    account = candidates[0]
+    body = {**teller.execute_body(account, teller.amount(account)), "currency": account.currency.lower()}
+    execute = teller.execute(body)  # if applied, the money ledger cancels it before the run ends
+    require_answer(execute)
+    expect(journal, "CUR-003", execute)
