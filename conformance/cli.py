@@ -51,6 +51,8 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--compare", metavar="PREVIOUS_SUMMARY", help="a previous summary.json: list regressions and recoveries")
     add("--history", metavar="PREVIOUS_REPORT_DIR", help="a previous report dir whose Allure history to carry over")
     add("--signing-key", help="an Ed25519 private key (PEM) to sign the evidence bundle")
+    add("--no-html", action="store_const", const=False, dest="html", default=None,
+        help="do not render report.html even when the Allure command line is available")
     add("--verbose", action="store_true", help="show tracebacks of failing tests")
 
 
@@ -74,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _profile_values(args: argparse.Namespace) -> dict[str, Any]:
     names = ("base_url", "company_id", "accounts", "headers", "allow_money_movement", "config", "report_dir",
              "seed", "max_examples", "keys", "currency_allowlist", "timeout", "rate_limit", "verify_tls",
-             "ca_bundle", "phases", "compare", "history", "signing_key")
+             "ca_bundle", "phases", "compare", "history", "signing_key", "html")
     return {name: getattr(args, name, None) for name in names}
 
 

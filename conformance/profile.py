@@ -76,6 +76,7 @@ class Profile:
     compare: str | None = None
     history: str | None = None  # a previous report dir whose Allure history is carried over
     signing_key: str | None = None  # path to an Ed25519 private key (PEM) for the evidence bundle
+    html: bool = True  # render report.html when the Allure command line is available
     config_file: str | None = field(default=None, compare=False)
     target: str = "external"  # "embedded" once pointed at the started reference wallet
 
@@ -210,7 +211,7 @@ def _from_toml(path: str) -> dict[str, Any]:
 _ENV_KEYS = (
     "base_url", "company_id", "accounts", "headers", "keys", "currency_allowlist", "timeout", "rate_limit",
     "verify_tls", "ca_bundle", "seed", "max_examples", "phases", "allow_money_movement", "report_dir",
-    "compare", "history", "signing_key",
+    "compare", "history", "signing_key", "html",
 )
 
 
@@ -257,7 +258,7 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
             values[key] = _number("timeout", value, float, minimum=0.1)
         elif key == "rate_limit":
             values[key] = _number("rate_limit", value, float, minimum=0)
-        elif key in ("verify_tls", "allow_money_movement"):
+        elif key in ("verify_tls", "allow_money_movement", "html"):
             values[key] = _bool(key, value)
         elif key == "seed":
             values[key] = _number("seed", value, int, minimum=0)

@@ -31,7 +31,7 @@ def test_conforming_wallet_passes_every_requirement(keys, seed, tmp_path):
     report = tmp_path / "report"
     done = subprocess.run(
         [sys.executable, "-m", "conformance.cli", "run", "--report-dir", str(report),
-         "--keys", keys, "--seed", str(seed), "--max-examples", "20"],
+         "--keys", keys, "--seed", str(seed), "--max-examples", "20", "--no-html"],
         capture_output=True, text=True, timeout=600,
     )
     summary = json.loads((report / "summary.json").read_text())

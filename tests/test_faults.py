@@ -30,7 +30,7 @@ CATALOGUE = contract.load().requirements
 ACCOUNT_ARGS = [
     arg for a in DEFAULT_ACCOUNTS for arg in ("--account", f"{a.third_server_code}:{a.user_name}:{a.currency}")
 ]
-FAULT_RUN = ["--rate-limit", "0", "--timeout", "10", "--allow-money-movement", *ACCOUNT_ARGS]
+FAULT_RUN = ["--rate-limit", "0", "--timeout", "10", "--allow-money-movement", "--no-html", *ACCOUNT_ARGS]
 HANDWRITTEN = ["--phases", "handwritten,examples"]
 GENERATED_ONLY = ["--phases", "coverage,fuzzing,stateful", "--max-examples", "15"]
 

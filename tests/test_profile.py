@@ -117,3 +117,12 @@ def test_bad_config_file(tmp_path, text, fragment):
 def test_profile_is_frozen():
     with pytest.raises(AttributeError):
         Profile().seed = 1  # type: ignore[misc]
+
+
+def test_html_report_can_be_turned_off_everywhere(tmp_path):
+    assert build({}, environ={}).html is True
+    assert build({"html": False}, environ={}).html is False
+    assert build({}, environ={"CONFORMANCE_HTML": "false"}).html is False
+    assert build({"config": write(tmp_path, "[evidence]\nhtml = false\n")}, environ={}).html is False
+    with pytest.raises(ConfigError):
+        build({}, environ={"CONFORMANCE_HTML": "perhaps"})

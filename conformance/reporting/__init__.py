@@ -56,7 +56,10 @@ def finish(result, profile, *, say: Callable[[str], None] = print, environ: Mapp
         tell(f"secrets: redacted {sum(scrubbed.values())} leaked secret value(s) in {', '.join(sorted(scrubbed))}")
     if getattr(profile, "compare", None):
         step("compare", lambda: compare.compare_with_previous(result.summary, profile.compare, report_dir, tell))
-    step("HTML report", lambda: allure.generate_html(report_dir, tell, environ))
+    if getattr(profile, "html", True):
+        step("HTML report", lambda: allure.generate_html(report_dir, tell, environ))
+    else:
+        tell("HTML report skipped: turned off (--no-html)")
     if errors:
         _note(report_dir, result.summary, errors, secrets)
     bundle = step("evidence bundle", lambda: evidence.write_bundle(
