@@ -21,6 +21,7 @@ Nothing here ever fails a run: a missing command line is one line of output.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import re
@@ -569,15 +570,18 @@ def generate_html(report_dir: Path, say: Callable[[str], None], environ: Mapping
     results = report_dir / RESULTS_DIR
     with tempfile.TemporaryDirectory(prefix="allure-single-", dir=report_dir) as scratch:
         single = Path(scratch) / "report"
-        problem = _generate(cli, results, single, environ, single=True, timeout=timeout)
+        # the two renders read the same results and write apart: run them side by side (one JVM per core)
+        with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+            folder = pool.submit(_generate, cli, results, report_dir / REPORT_DIR, environ, False, timeout)
+            problem = _generate(cli, results, single, environ, single=True, timeout=timeout)
+            folder_problem = folder.result()
         if problem:
             say(f"HTML report skipped: {problem}")
             return None
         html = report_dir / HTML_FILE
         shutil.copyfile(single / "index.html", html)
-    problem = _generate(cli, results, report_dir / REPORT_DIR, environ, single=False, timeout=timeout)
-    if problem:
-        say(f"Allure history for the next run not written: {problem}")
+    if folder_problem:
+        say(f"Allure history for the next run not written: {folder_problem}")
     say(f"HTML report: {html}")
     return html
 
