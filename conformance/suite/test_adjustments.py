@@ -13,7 +13,7 @@ import pytest
 
 from conformance.checks import NEVER_SENT_PREFIX, conversation, judge_conversation
 from conformance.suite.plugin import expect, judged, require_answer
-from conformance.suite.teller import format_amount, unknown_account
+from conformance.suite.teller import format_amount, lettered_currency_account, unknown_account
 
 pytestmark = pytest.mark.usefixtures("money")
 
@@ -224,10 +224,7 @@ def test_execute_latency(teller, journal, account):
 @pytest.mark.requirement("CUR-003")
 def test_lower_case_currency_moves_no_money(teller, journal, accounts):
     """An execute in `usd` must not debit the `USD` account: the money path matches codes exactly too."""
-    candidates = [a for a in accounts if a.currency != a.currency.lower()]
-    if not candidates:
-        pytest.skip("no profile account has a currency code with letters")
-    account = candidates[0]
+    account = lettered_currency_account(accounts)
     body = {**teller.execute_body(account, teller.amount(account)), "currency": account.currency.lower()}
     execute = teller.execute(body)  # if applied, the money ledger cancels it before the run ends
     require_answer(execute)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from conformance.suite.plugin import expect
-from conformance.suite.teller import unknown_account
+from conformance.suite.teller import lettered_currency_account, unknown_account
 
 BALANCE_RULES = ("BAL-007", "BAL-001", "BAL-002", "BAL-003", "BAL-004", "CUR-001", "CUR-002")
 
@@ -30,9 +30,6 @@ def test_balance_of_unknown_account_is_refused(teller, journal, account):
 
 @pytest.mark.requirement("CUR-003")
 def test_lower_case_currency_does_not_address_the_account(teller, journal, accounts):
-    candidates = [a for a in accounts if a.currency != a.currency.lower()]
-    if not candidates:
-        pytest.skip("no profile account has a currency code with letters")
-    account = candidates[0]
+    account = lettered_currency_account(accounts)
     body = {**teller.balance_body(account), "currency": account.currency.lower()}
     expect(journal, "CUR-003", teller.call("getUserAmount", body))
