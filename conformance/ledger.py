@@ -33,6 +33,7 @@ class Entry:
     settlement: str | None = None  # reversed | not applied | never received
     cancel_exchanges: list[str] = field(default_factory=list)
     compensated_by_suite: bool = False
+    cancellable: bool = True  # False: the execute carried no requestUniqueNo a cancel could name
 
     @property
     def outstanding(self) -> bool:
@@ -54,11 +55,15 @@ class Entry:
 
 
 def _execute_outcome(exchange: Exchange) -> str:
+    """applied, rejected (an unambiguous no: ok=false with a non-zero code), or unknown (compensate it)."""
     if exchange.succeeded:
         return "applied"
-    if exchange.rejected:
+    envelope = exchange.envelope
+    if exchange.rejected and envelope is not None and envelope.get("ok") is False and envelope.get("code") not in (
+        "0", 0, None
+    ):
         return "rejected"
-    return "unknown"
+    return "unknown"  # no answer, a bare 4xx/5xx, or a contradictory envelope: money may have moved
 
 
 class Ledger:
@@ -75,17 +80,21 @@ class Ledger:
         if exchange.request.method != "POST" or not isinstance(body, dict):
             return
         number = body.get("requestUniqueNo")
-        if exchange.operation == "executeAdjustment" and isinstance(number, str):
+        if exchange.operation == "executeAdjustment" and isinstance(number, str) and number:
             self._observe_execute(number, body, exchange)
+        elif exchange.operation == "executeAdjustment" and _execute_outcome(exchange) != "rejected":
+            # applied (or perhaps applied) without a number a cancel could name: it cannot be compensated,
+            # so it stays outstanding and the run says so
+            self._observe_execute(f"<no requestUniqueNo: {exchange.id}>", body, exchange, cancellable=False)
         elif exchange.operation == "cancelAdjustment" and isinstance(body.get("reverseRequestUniqueNo"), str):
             self._observe_cancel(body["reverseRequestUniqueNo"], exchange)
 
-    def _observe_execute(self, number: str, body: dict, exchange: Exchange) -> None:
+    def _observe_execute(self, number: str, body: dict, exchange: Exchange, cancellable: bool = True) -> None:
         outcome = _execute_outcome(exchange)
         with self._lock:
             entry = self.entries.get(number)
             if entry is None:
-                entry = self.entries[number] = Entry(number, body, outcome)
+                entry = self.entries[number] = Entry(number, body, outcome, cancellable=cancellable)
             elif outcome == "applied" or (outcome == "unknown" and entry.outcome == "rejected"):
                 entry.outcome = outcome  # a replay can reveal money that moved
             entry.execute_exchanges.append(exchange.id)
@@ -99,7 +108,8 @@ class Ledger:
                 return
             first_cancel = not entry.cancel_exchanges
             entry.cancel_exchanges.append(exchange.id)
-            if code in SETTLED_CODES and entry.settlement != "reversed":
+            # only a success settles money that moved; "not applied"/"never received" settle the others
+            if code in SETTLED_CODES and entry.settlement != "reversed" and (code == "0" or entry.outcome != "applied"):
                 entry.settlement = SETTLED_CODES[code]
             execute = self.executes.get(reverse)
         judged = first_cancel and execute is not None and self.judge is not None
@@ -116,6 +126,8 @@ class Ledger:
     def compensate(self, client: Any) -> list[Entry]:
         """Cancel every adjustment still outstanding; return those that could not be settled."""
         for entry in self.outstanding():
+            if not entry.cancellable:
+                continue
             for attempt in range(COMPENSATION_TRIES):
                 cancel = compensation_body(entry.body, attempt)
                 client.call("cancelAdjustment", cancel, origin="compensation/ledger")

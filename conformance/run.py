@@ -21,7 +21,7 @@ from conformance.exchange import Exchange
 from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.profile import Profile, TestAccount
-from conformance.suite.plugin import SUITE_DEFECT, RunState, SuitePlugin
+from conformance.suite.plugin import RunState, SuitePlugin
 from conformance.transport import Client
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
@@ -185,10 +185,14 @@ def build_summary(profile: Profile, state: RunState, started: float, *, leftover
     if pytest_exit not in (0, 1):  # 2 interrupted, 3 internal error, 4 usage, 5 no tests
         suite_errors.append(f"the test session ended abnormally (pytest exit {pytest_exit})")
     defects = [
-        t["nodeid"] for t in state.test_results if t["outcome"] == "failed" and SUITE_DEFECT in (t["message"] or "")
+        t["nodeid"] for t in state.test_results
+        if t["outcome"] == "failed" and verdicts.SUITE_DEFECT in (t["message"] or "")
     ]
     if defects:  # a probe that reached no check proves nothing: never let it pass quietly
         suite_errors.append(f"{len(defects)} test(s) reached no check (suite defect): {', '.join(defects[:5])}")
+    broken = [s.name for s in state.scenarios if s.errors or (not s.skipped and s.calls == 0)]
+    if broken:  # a generated slice that could not run judged nothing: the run is not complete
+        suite_errors.append(f"{len(broken)} generated scenario(s) did not run: {', '.join(broken[:5])}")
     if leftover:
         suite_errors.append(f"{len(leftover)} adjustment(s) could not be compensated: see ledger.json")
     if suite_errors and exit_code == verdicts.EXIT_PASSED:

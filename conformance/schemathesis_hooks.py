@@ -57,6 +57,8 @@ class Active:
     account_digits: dict[tuple[str, str, str], int] = field(default_factory=dict)
     money_allowed: bool = True
     phase: str = ""
+    numbers: set[tuple[str, str]] = field(default_factory=set)  # (execute|cancel, requestUniqueNo) sent so far
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 ACTIVE: Active | None = None
@@ -81,8 +83,12 @@ def before_call(context, case, kwargs):
             case.headers["timestamp"] = str(int(time.time() * 1000))
         if ACTIVE is not None and "companyid" not in keep:
             case.headers["companyId"] = str(ACTIVE.company_id)
-    if ACTIVE is not None and not body_negative and isinstance(case.body, dict):
-        _use_profile_account(case.body)
+    if ACTIVE is not None and isinstance(case.body, dict):
+        if body_negative:
+            _aim_negative_body(case.body, case.operation.path)
+        else:
+            _use_profile_account(case.body)
+            _unique_number(case.body)
 
 
 def _deliberately_broken_headers(meta) -> set[str] | None:
@@ -95,7 +101,71 @@ def _deliberately_broken_headers(meta) -> set[str] | None:
     return None  # fuzzing/stateful negatives: several or unnamed headers are broken
 
 
-def _use_profile_account(body: dict) -> None:
+ACCOUNT_FIELDS = ("thirdServerCode", "userName", "currency")
+
+
+def _unique_number(body: dict) -> None:
+    """Keep each positive execute's and cancel's requestUniqueNo unique in the run.
+
+    Generation repeats numbers ("", the spec's example, a trace linked into two cancels); a repeat is a
+    replay to the wallet, which rightly answers the first answer again, and two executes under one number
+    cannot be told apart by the money ledger. A repeated or empty number is replaced; a fresh one is kept
+    (the stateful links refer to it).
+    """
+    kind = "execute" if "operationType" in body else "cancel" if "reverseRequestUniqueNo" in body else None
+    if kind is None or ACTIVE is None:
+        return
+    number = body.get("requestUniqueNo")
+    with ACTIVE.lock:
+        if not isinstance(number, str) or not number.strip() or (kind, number) in ACTIVE.numbers:
+            number = body["requestUniqueNo"] = f"conformance-{uuid.uuid4().hex}"
+        ACTIVE.numbers.add((kind, number))
+
+
+def _aim_negative_body(body: dict, path: str) -> None:
+    """Point a negative body's *valid* parts at a profile account, leaving its broken parts broken.
+
+    A wallet may look the account up before it validates the rest; a negative case for an unknown
+    account is then refused for the account, and the field it breaks on purpose is never looked at.
+    Only fields the schema finds nothing wrong with are touched: the account when all three account
+    fields are present and valid, the amount and amountDigits when both are.
+    """
+    from conformance.checks import schema
+
+    operation = contract.load().operation_for_path(path)
+    if operation is None:
+        return
+    broken = {error.split(":", 1)[0].split("/", 1)[0] for error in schema.request_errors(operation.operation_id, body)}
+    broken |= {name for name in (*ACCOUNT_FIELDS, "amount", "amountDigits", "operationType", "requestUniqueNo")
+               if any(f"'{name}'" in error for error in schema.request_errors(operation.operation_id, body))}
+    if "requestUniqueNo" in body and "requestUniqueNo" not in broken:
+        _unique_number(body)  # else a repeated example number makes it a replay of an earlier, other request
+    if any(name not in body or name in broken for name in ACCOUNT_FIELDS):
+        return
+    amount_ok = not {"amount", "amountDigits"} & broken and {"amount", "amountDigits"} <= set(body)
+    saved = {k: body[k] for k in ("amount", "amountDigits") if k in body}
+    _use_profile_account(body, align_amount=False)
+    if amount_ok and "operationType" not in broken:
+        _align_amount(body)
+    else:
+        body.update(saved)
+
+
+def _align_amount(body: dict) -> None:
+    key = tuple(body.get(k) for k in ACCOUNT_FIELDS)
+    digits = ACTIVE.account_digits.get(key) if ACTIVE else None
+    if digits is None or not isinstance(body.get("amount"), str):
+        return
+    magnitude = Decimal(1 + zlib.crc32(body["amount"].encode()) % 9)
+    operation_type = body.get("operationType")
+    if operation_type is None:
+        signed = magnitude  # cancel: the amount is a magnitude
+    else:
+        signed = -magnitude if operation_type == "ABNORMAL_OVERTRADING" else magnitude
+    body["amount"], body["amountDigits"] = f"{signed:.{digits}f}", digits
+
+
+def _use_profile_account(body: dict, *, align_amount: bool = True) -> None:
     """Point a positive body at a profile account, with an amount that account can carry."""
     accounts = ACTIVE.accounts if ACTIVE else ()
     if not accounts:
@@ -105,11 +175,8 @@ def _use_profile_account(body: dict) -> None:
         # Deterministic choice: the same generated body always gets the same account.
         key = accounts[zlib.crc32(repr(sorted(body.items())).encode()) % len(accounts)]
         body["thirdServerCode"], body["userName"], body["currency"] = key
-    digits = ACTIVE.account_digits.get(key) if ACTIVE else None
-    if "operationType" in body and digits is not None and isinstance(body.get("amount"), str):
-        magnitude = Decimal(1 + zlib.crc32(body["amount"].encode()) % 9)
-        signed = -magnitude if body.get("operationType") == "ABNORMAL_OVERTRADING" else magnitude
-        body["amount"], body["amountDigits"] = f"{signed:.{digits}f}", digits
+    if align_amount and "operationType" in body:
+        _align_amount(body)
 
 
 @schemathesis.hook
@@ -117,6 +184,28 @@ def after_call(context, case, response):
     exchange = to_exchange(case, response)
     outcomes = ACTIVE.journal.record(exchange) if ACTIVE is not None else judge_exchange(exchange, _DEFAULT_CONTEXT)
     _local.last = (id(response), exchange, outcomes)
+
+
+@schemathesis.hook
+def after_network_error(context, case, request):
+    """A generated call that got no answer (timeout, reset) is an exchange too: judged (EXE-001) and, for an
+    execute, put on the money ledger as an unknown outcome that must be compensated."""
+    if ACTIVE is None:
+        return
+    body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
+    sent = Request(method=request.method, url=request.url, headers=tuple(request.headers.items()), body=body)
+    meta = case.meta
+    mode = meta.generation.mode.value if meta is not None else "positive"
+    phase = meta.phase.name.value if meta is not None else "unknown"
+    operation = contract.load().operation_for_path(sent.path)
+    ACTIVE.journal.record(Exchange(
+        request=sent,
+        response=None,
+        operation=operation.operation_id if operation else None,
+        origin=f"generated/{phase}/{mode}",
+        negative=mode == "negative",
+        error="no answer (network error or timed out)",
+    ))
 
 
 def to_exchange(case, response) -> Exchange:

@@ -27,9 +27,11 @@ from conformance.exchange import Exchange
 
 EXIT_PASSED, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE, EXIT_INCOMPLETE = 0, 1, 2, 3, 4
 EXAMPLES_KEPT = 5
+#: Marks a failure that is the suite's own fault (a probe no check judged): a suite error, never the target's.
+SUITE_DEFECT = "suite defect"
 #: A failure message's first line names the requirement it blames, after the exception's type if present.
 _MESSAGE_ID = re.compile(
-    r"^(?:[A-Za-z_][\w.]*(?:Error|Exception|Failed): )?((?:ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB)-\d{3})\b"
+    r"^(?:(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Failed): )?((?:ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB)-\d{3})\b"
 )
 
 
@@ -55,10 +57,12 @@ def requirement_statuses(
         violations = [o for o in judged if not o.passed]
         examples = [_example(o, exchanges, secrets) for o in violations[:EXAMPLES_KEPT]]
         tests = tests_by_requirement.get(rid, [])
-        # A test that failed without any check judging this requirement: the target gave no judgeable answer.
+        # A test that failed blaming this requirement (by name, or naming none: a conversation stopped early,
+        # a call got no answer) fails it even when other evaluations passed: one unanswered cancel is enough.
         unjudged_failures = [
             t for t in tests
-            if t["outcome"] == "failed" and not judged and _blames(t.get("message") or "", rid)
+            if t["outcome"] == "failed" and _blames(t.get("message") or "", rid)
+            and not (violations and _names(t.get("message") or "", rid))
         ]
         for test in unjudged_failures[: EXAMPLES_KEPT - len(examples)]:
             examples.append({"check": None, "message": test["message"], "test": test["nodeid"]})
@@ -88,8 +92,17 @@ def requirement_statuses(
     return rows
 
 
+def _names(message: str, rid: str) -> bool:
+    """The failure message names the requirement (its violation is already among the recorded outcomes)."""
+    first = message.strip().splitlines()[0] if message.strip() else ""
+    match = _MESSAGE_ID.match(first)
+    return match is not None and match.group(1) == rid
+
+
 def _blames(message: str, rid: str) -> bool:
-    """A failure message names the requirement, or names none (a conversation stopped early)."""
+    """A failure message names the requirement, or names none (a conversation stopped early); suite defects never."""
+    if SUITE_DEFECT in message:
+        return False
     first = message.strip().splitlines()[0] if message.strip() else ""
     match = _MESSAGE_ID.match(first)
     return match is None or match.group(1) == rid

@@ -90,7 +90,7 @@ def test_fault_is_caught_by_the_check_naming_its_requirement(name, tmp_path):
 #: One fault per family that Schemathesis' generated traffic can reveal without the handwritten probes.
 GENERATED_FAULTS = [
     "ok-fail-both-true", "trace-not-echoed", "code-as-number", "content-type-text-plain", "status-201",
-    "non-object-body-html-500", "wrong-json-types-accepted", "unknown-biztype-accepted", "missing-trace-accepted",
+    "non-object-body-html-500", "missing-ip-accepted", "unknown-biztype-accepted", "missing-trace-accepted",
     "amount-thousands-separators", "ten-digit-requesttime-accepted",
 ]
 

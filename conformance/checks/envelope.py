@@ -95,7 +95,8 @@ def trace_echoed(exchange: Exchange, ctx: Context):
     sent = exchange.request.header("trace")
     if envelope is NA or sent is None:
         return NA
-    if envelope.get("trace") != sent:
+    # HTTP drops a field value's leading and trailing whitespace on the wire (RFC 9110 §5.5): compare what arrived
+    if envelope.get("trace") != sent.strip(" \t"):
         return f"sent trace {sent!r}, the response says {envelope.get('trace', '<missing>')!r}"
     return None
 

@@ -23,6 +23,7 @@ from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.profile import Profile
 from conformance.transport import Client
+from conformance.verdicts import SUITE_DEFECT
 
 REFERENCE_URL = "spec/webhook-api.reference.md#section-{section}"
 EPIC = "MultiMarkets Webhook API"
@@ -125,7 +126,12 @@ class SuitePlugin:
                 done = len(self._state.test_results)
                 self._progress(f"[{done:>4}/{self._total}] {report.outcome:<7} {report.nodeid}")
 
-    def pytest_collection_modifyitems(self, items) -> None:
+    def pytest_collection_modifyitems(self, config, items) -> None:
+        if "handwritten" not in self._state.profile.phases:  # --phases without handwritten: generated slices only
+            dropped = [item for item in items if "scenario" not in getattr(item, "fixturenames", ())]
+            if dropped:
+                config.hook.pytest_deselected(items=dropped)
+                items[:] = [item for item in items if "scenario" in getattr(item, "fixturenames", ())]
         self._requirements = {item.nodeid: requirement_ids(item) for item in items}
         self._total = len(items)
 
@@ -184,10 +190,6 @@ def attach_exchanges(exchanges: Iterable[Exchange], secrets: frozenset[str]) -> 
         )
 
 
-#: Marks a failure that is the suite's own fault (a probe no check judged); the run reports it as a suite error.
-SUITE_DEFECT = "suite defect"
-
-
 def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | None) -> None:
     """Assert that ``requirement`` was judged on the subjects and held.
 
@@ -211,14 +213,14 @@ def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | N
     failed = [o for o in outcomes if not o.passed]
     if failed or not outcomes:
         attach_exchanges(dict.fromkeys(exchanges), journal.secret_headers)
-    if not outcomes:
-        unanswered = [e.error for e in exchanges if e.response is None]
-        if unanswered:
-            raise AssertionError(f"{requirement}: could not be judged, the target did not answer: {unanswered[0]}")
-        raise AssertionError(f"{requirement}: the probe did not reach the rule (no check applied); {SUITE_DEFECT}")
+    unanswered = [e.error for e in exchanges if e.response is None]
     if failed:
         detail = "; ".join(f"[{o.check}] {o.message}" for o in failed)
         raise AssertionError(f"{requirement} violated: {detail}")
+    if unanswered:  # one unanswered call among answered ones is enough: the rule was not kept on it
+        raise AssertionError(f"{requirement}: could not be judged, the target did not answer: {unanswered[0]}")
+    if not outcomes:
+        raise AssertionError(f"{requirement}: the probe did not reach the rule (no check applied); {SUITE_DEFECT}")
 
 
 def judged(journal: Journal, outcome: Outcome | None) -> Outcome | None:
