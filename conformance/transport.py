@@ -49,6 +49,13 @@ def new_trace() -> str:
     return f"conformance-{uuid.uuid4().hex}"
 
 
+def scrub_secrets(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+    """``text`` with every secret value replaced (requests quotes a header's value in some errors)."""
+    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
+        text = text.replace(secret, "<redacted>")
+    return text
+
+
 def describe_transport_error(error: BaseException, timeout: float) -> str:
     """One line saying why a call got no HTTP answer."""
     if isinstance(error, requests.exceptions.SSLError):
@@ -100,6 +107,9 @@ class Client:
         self.session.headers.update({"User-Agent": "multimarkets-webhook-conformance"})
         self.limiter = RateLimiter(profile.effective_rate_limit)
         self.contract = contract.load()
+
+    def _scrub(self, text: str) -> str:
+        return scrub_secrets(text, [value for _, value in self.profile.headers])
 
     def close(self) -> None:
         self.session.close()
@@ -158,7 +168,7 @@ class Client:
                 operation=operation,
                 origin=origin,
                 negative=negative,
-                error=describe_transport_error(error, self.profile.timeout),
+                error=self._scrub(describe_transport_error(error, self.profile.timeout)),
                 started_at=started,
             )
         elapsed = (time.perf_counter() - clock) * 1000

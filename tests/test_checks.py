@@ -380,3 +380,28 @@ def test_history_checks_leave_mismatched_or_broken_cancels_alone():
     assert first_cancel(execute=APPLIED, cancel=other_account, ctx=CTX) is NA  # open question §12.12
     no_timestamp = ex("cancelAdjustment", drop=("timestamp",), reply=REJECTED)
     assert first_cancel(execute=APPLIED, cancel=no_timestamp, ctx=CTX) is NA  # HDR-004 judges that one
+    other_digits = ex("cancelAdjustment", amountDigits=3, reply=REJECTED)
+    assert first_cancel(execute=APPLIED, cancel=other_digits, ctx=CTX) is NA  # a wild amountDigits is refused
+
+
+def test_no_pass_without_evidence():
+    """A check judges only what its rule speaks about: a success says nothing about how errors are reported."""
+    assert checks.registry()["envelope.errors_use_http_200"].func(ex(), CTX) is NA
+    second = checks.registry()["conversation.second_cancel_no_refund"].func
+    failed_first = ex("cancelAdjustment", reply=REJECTED)
+    # the first cancel did not reverse it, so this one may give the money back
+    assert second(first=failed_first, before=balance("95.00"), cancel=APPLIED_CANCEL, after=balance("100.00"),
+                  ctx=CTX) is NA
+
+
+def test_trace_compared_as_http_delivers_it():
+    check = checks.registry()["envelope.trace_echoed"].func
+    assert check(ex(set_headers=(("trace", "t-1 "),)), CTX) is None  # HTTP drops trailing whitespace
+    assert check(ex(set_headers=(("trace", "t-2"),)), CTX) is not None
+
+
+def test_schema_violation_judged_on_any_json_body():
+    check = checks.registry()["validation.schema_invalid_request_rejected"].func
+    assert check(ex("executeAdjustment", raw_body=b"[1, 2]"), CTX) is not None  # an array accepted
+    assert check(ex("executeAdjustment", raw_body=b"[1, 2]", reply=REJECTED), CTX) is None
+    assert check(ex("executeAdjustment", raw_body=b"not json"), CTX) is NA  # ROB-002's

@@ -126,3 +126,12 @@ def test_html_report_can_be_turned_off_everywhere(tmp_path):
     assert build({"config": write(tmp_path, "[evidence]\nhtml = false\n")}, environ={}).html is False
     with pytest.raises(ConfigError):
         build({}, environ={"CONFORMANCE_HTML": "perhaps"})
+
+
+def test_transport_errors_never_quote_a_secret():
+    from conformance.transport import scrub_secrets
+
+    text = "InvalidHeader: Invalid leading whitespace in header value ' k3y-ABC-987'"
+    assert scrub_secrets(text, ["k3y-ABC-987", ""]) == (
+        "InvalidHeader: Invalid leading whitespace in header value ' <redacted>'"
+    )

@@ -172,11 +172,15 @@ def cancel_replay_no_second_refund(
 
 
 @check("CAN-005", kind="conversation")
-def second_cancel_no_refund(*, before: Exchange, cancel: Exchange, after: Exchange, ctx: Context):
+def second_cancel_no_refund(
+    *, before: Exchange, cancel: Exchange, after: Exchange, ctx: Context, first: Exchange | None = None
+):
     """A second cancel of an execute already reversed gives no money back."""
     amounts = _balances(before, after)
     if amounts is None or cancel.response is None:
         return NA
+    if first is not None and not first.succeeded:
+        return NA  # the first cancel did not reverse it: this one is not a second reversal
     return None if amounts[0] == amounts[1] else "a second cancel moved money again: " + _moved(*amounts)
 
 

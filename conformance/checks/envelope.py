@@ -184,7 +184,9 @@ def errors_use_http_200(exchange: Exchange, ctx: Context):
     status = exchange.response.status
     if 400 <= status < 500:
         return f"answered HTTP {status}; the platform convention is HTTP 200 with ok=false"
-    return None if status == 200 else NA
+    envelope = exchange.envelope
+    # judged on errors only: a success says nothing about how errors are reported
+    return None if status == 200 and envelope is not None and envelope.get("ok") is False else NA
 
 
 @check("ENV-013")

@@ -79,6 +79,7 @@ def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, jour
             journal,
             ctx,
             conversation.second_cancel_no_refund,
+            first=cancel,
             before=after_cancel_replay,
             cancel=second_cancel,
             after=after_second_cancel,

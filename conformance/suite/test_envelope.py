@@ -34,6 +34,9 @@ def test_envelope_on_error(operation, teller, journal, account, profile):
 def test_envelope_good_practice(teller, journal, account):
     success = teller.balance(account)
     failure = teller.balance(unknown_account(account))
+    # an error no wallet can take for a success: the required currency is missing
+    invalid = teller.call("getUserAmount", {k: v for k, v in teller.balance_body(account).items() if k != "currency"},
+                          negative=True)
     for requirement in ("ENV-011", "ENV-013"):
         expect(journal, requirement, success, failure)
-    expect(journal, "ENV-012", failure)
+    expect(journal, "ENV-012", failure, invalid)
