@@ -188,7 +188,7 @@ def after_call(context, case, response):
 
 @schemathesis.hook
 def after_network_error(context, case, request):
-    """A generated call that got no answer (timeout, reset) is an exchange too: judged (EXE-001) and, for an
+    """A generated call that got no answer (timeout, reset) is an exchange too: journaled and, for an
     execute, put on the money ledger as an unknown outcome that must be compensated."""
     if ACTIVE is None:
         return
@@ -204,7 +204,7 @@ def after_network_error(context, case, request):
         operation=operation.operation_id if operation else None,
         origin=f"generated/{phase}/{mode}",
         negative=mode == "negative",
-        error="no answer (network error or timed out)",
+        error="no answer (the connection failed, or the client's timeout expired)",
     ))
 
 

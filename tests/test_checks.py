@@ -372,6 +372,8 @@ def test_currency_allow_list_setting():
 def test_timeout_counts_against_the_execute_deadline():
     timed_out = ex("executeAdjustment", error="timed out: no answer within 10 s")
     assert "deadline" in checks.registry()["robustness.execute_within_deadline"].func(timed_out, CTX)
+    impatient = ex("executeAdjustment", error="timed out: no answer within 1.5 s")  # --timeout below 3 s
+    assert checks.registry()["robustness.execute_within_deadline"].func(impatient, CTX) is NA
 
 
 def test_history_checks_leave_mismatched_or_broken_cancels_alone():
