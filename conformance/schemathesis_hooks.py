@@ -16,6 +16,7 @@ for a bare ``st run``, and imported by :mod:`conformance.generated` for
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -23,6 +24,7 @@ import zlib
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit
 
 import schemathesis
 from schemathesis.core.failures import Failure, Severity
@@ -67,8 +69,38 @@ _local = threading.local()
 
 
 # ------------------------------------------------------------------------- hooks
+MONEY_PATHS = ("/external-system-credit-limit-adjustment", "/cancel-external-system-credit-limit-adjustment")
+ALLOW_MONEY_ENV = "CONFORMANCE_ALLOW_MONEY_MOVEMENT"
+
+
+class MoneyMovementRefused(RuntimeError):
+    """A bare ``st run`` against a non-local target would move money nobody compensates."""
+
+
+def _guard_bare_money_call(case) -> None:
+    """Under a bare ``st run`` (no ledger), refuse execute/cancel calls to anything but a loopback target.
+
+    ``conformance run`` gates money by its profile and compensates every adjustment; a bare ``st run``
+    has neither, so it may only move money on the local reference wallet, or where the operator says so.
+    """
+    if case.operation.path not in MONEY_PATHS:
+        return
+    if os.environ.get(ALLOW_MONEY_ENV, "").strip().lower() in ("1", "true", "yes"):
+        return
+    host = (urlsplit(case.operation.schema.get_base_url()).hostname or "").lower()
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return
+    raise MoneyMovementRefused(
+        f"refusing to send {case.operation.path} to {host}: a bare st run does not compensate adjustments; "
+        f"use `conformance run --allow-money-movement`, or `--include-operation-id getUserAmount`, "
+        f"or set {ALLOW_MONEY_ENV}=true"
+    )
+
+
 @schemathesis.hook
 def before_call(context, case, kwargs):
+    if ACTIVE is None:
+        _guard_bare_money_call(case)
     meta = case.meta  # read before editing the case: editing re-validates and may re-label it
     body_negative = meta is not None and meta.is_negative_at(ParameterLocation.BODY)
     keep = _deliberately_broken_headers(meta)
