@@ -114,6 +114,14 @@ def _skip_reason(requirement, tests: list[dict], money_allowed: bool) -> str:
     reasons = sorted({t["message"] for t in tests if t["outcome"] == "skipped" and t["message"]})
     if reasons:
         return "; ".join(reasons)
+    marker = f"{requirement.id}: not judged, blocked by "
+    blocked = sorted({
+        line.strip()[len(marker):].replace(" above", "") + f" ({t['nodeid']})"
+        for t in tests if t["outcome"] == "failed"
+        for line in (t.get("message") or "").splitlines() if line.strip().startswith(marker)
+    })
+    if blocked:
+        return "not judged: blocked by " + "; ".join(blocked)
     return "not exercised by this run (phase not selected, or no probe reached it)"
 
 

@@ -115,7 +115,10 @@ def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
     # the execute must have been applied for the timestamp-less cancel to mean anything: judged, and blamed, first
     applied = _judge(journal, ctx, conversation.funded_execute_applied, before=before, execute=execute)
     if applied is not None and not applied.passed:
-        expect(journal, "EXE-002", applied)
+        try:
+            expect(journal, "EXE-002", applied)
+        except AssertionError as error:
+            raise AssertionError(f"{error}\nHDR-004: not judged, blocked by the EXE-002 violation above") from None
     outcome = _judge(
         journal,
         ctx,
