@@ -167,20 +167,17 @@ def _aim_negative_body(body: dict, path: str) -> None:
     operation = contract.load().operation_for_path(path)
     if operation is None:
         return
-    broken = {error.split(":", 1)[0].split("/", 1)[0] for error in schema.request_errors(operation.operation_id, body)}
+    errors = schema.request_errors(operation.operation_id, body)
+    broken = {error.split(":", 1)[0].split("/", 1)[0] for error in errors}  # the field each error's path names
     broken |= {name for name in (*ACCOUNT_FIELDS, "amount", "amountDigits", "operationType", "requestUniqueNo")
-               if any(f"'{name}'" in error for error in schema.request_errors(operation.operation_id, body))}
+               if any(f"'{name}'" in error for error in errors)}  # ... or its message quotes (required, ...)
     if "requestUniqueNo" in body and "requestUniqueNo" not in broken:
         _unique_number(body)  # else a repeated example number makes it a replay of an earlier, other request
     if any(name not in body or name in broken for name in ACCOUNT_FIELDS):
         return
-    amount_ok = not {"amount", "amountDigits"} & broken and {"amount", "amountDigits"} <= set(body)
-    saved = {k: body[k] for k in ("amount", "amountDigits") if k in body}
     _use_profile_account(body, align_amount=False)
-    if amount_ok and "operationType" not in broken:
+    if {"amount", "amountDigits"} <= set(body) and not {"amount", "amountDigits", "operationType"} & broken:
         _align_amount(body)
-    else:
-        body.update(saved)
 
 
 def _align_amount(body: dict) -> None:
@@ -224,35 +221,23 @@ def after_network_error(context, case, request):
     execute, put on the money ledger as an unknown outcome that must be compensated."""
     if ACTIVE is None:
         return
-    body = request.body if isinstance(request.body, bytes) else (request.body or "").encode()
-    sent = Request(method=request.method, url=request.url, headers=tuple(request.headers.items()), body=body)
-    meta = case.meta
-    mode = meta.generation.mode.value if meta is not None else "positive"
-    phase = meta.phase.name.value if meta is not None else "unknown"
-    operation = contract.load().operation_for_path(sent.path)
-    ACTIVE.journal.record(Exchange(
-        request=sent,
-        response=None,
-        operation=operation.operation_id if operation else None,
-        origin=f"generated/{phase}/{mode}",
-        negative=mode == "negative",
-        error="no answer (the connection failed, or the client's timeout expired)",
-    ))
+    ACTIVE.journal.record(
+        _exchange(case, request, None, error="no answer (the connection failed, or the client's timeout expired)")
+    )
 
 
 def to_exchange(case, response) -> Exchange:
-    sent = response.request
-    body = sent.body if isinstance(sent.body, bytes) else (sent.body or "").encode()
-    request = Request(
-        method=sent.method,
-        url=sent.url,
-        headers=tuple((k, v) for k, v in sent.headers.items()),
-        body=body,
-    )
     headers = tuple((name, value) for name, values in response.headers.items() for value in values)
     reply = Response(
         status=response.status_code, headers=headers, body=response.content or b"", elapsed_ms=response.elapsed * 1000
     )
+    return _exchange(case, response.request, reply)
+
+
+def _exchange(case, sent, reply: Response | None, error: str | None = None) -> Exchange:
+    """The exchange of one generated call: the request as sent, and the reply (None when there was none)."""
+    body = sent.body if isinstance(sent.body, bytes) else (sent.body or "").encode()
+    request = Request(method=sent.method, url=sent.url, headers=tuple(sent.headers.items()), body=body)
     meta = case.meta
     mode = meta.generation.mode.value if meta is not None else "positive"
     phase = meta.phase.name.value if meta is not None else "unknown"
@@ -263,6 +248,7 @@ def to_exchange(case, response) -> Exchange:
         operation=operation.operation_id if operation else None,
         origin=f"generated/{phase}/{mode}",
         negative=mode == "negative",
+        error=error,
     )
 
 

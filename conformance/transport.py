@@ -20,6 +20,7 @@ import requests
 from conformance import contract
 from conformance.exchange import Exchange, Request, Response
 from conformance.profile import Profile
+from conformance.reporting import redaction
 
 
 class RateLimiter:
@@ -47,13 +48,6 @@ def now_millis() -> int:
 
 def new_trace() -> str:
     return f"conformance-{uuid.uuid4().hex}"
-
-
-def scrub_secrets(text: str, secrets: list[str] | tuple[str, ...]) -> str:
-    """``text`` with every secret value replaced (requests quotes a header's value in some errors)."""
-    for secret in sorted((s for s in secrets if s), key=len, reverse=True):
-        text = text.replace(secret, "<redacted>")
-    return text
 
 
 def describe_transport_error(error: BaseException, timeout: float) -> str:
@@ -109,7 +103,9 @@ class Client:
         self.contract = contract.load()
 
     def _scrub(self, text: str) -> str:
-        return scrub_secrets(text, [value for _, value in self.profile.headers])
+        """``text`` without the profile's secret header values (requests quotes a value in some errors)."""
+        secrets = [value for _, value in self.profile.headers]
+        return redaction.redact(text.encode("utf-8"), secrets)[0].decode("utf-8")
 
     def close(self) -> None:
         self.session.close()

@@ -92,20 +92,21 @@ def requirement_statuses(
     return rows
 
 
-def _names(message: str, rid: str) -> bool:
-    """The failure message names the requirement (its violation is already among the recorded outcomes)."""
+def _named(message: str) -> str | None:
+    """The requirement id a failure message's first line names, if any."""
     first = message.strip().splitlines()[0] if message.strip() else ""
     match = _MESSAGE_ID.match(first)
-    return match is not None and match.group(1) == rid
+    return match.group(1) if match else None
+
+
+def _names(message: str, rid: str) -> bool:
+    """The failure message names the requirement (its violation is already among the recorded outcomes)."""
+    return _named(message) == rid
 
 
 def _blames(message: str, rid: str) -> bool:
     """A failure message names the requirement, or names none (a conversation stopped early); suite defects never."""
-    if SUITE_DEFECT in message:
-        return False
-    first = message.strip().splitlines()[0] if message.strip() else ""
-    match = _MESSAGE_ID.match(first)
-    return match is None or match.group(1) == rid
+    return SUITE_DEFECT not in message and _named(message) in (None, rid)
 
 
 def _skip_reason(requirement, tests: list[dict], money_allowed: bool) -> str:

@@ -129,9 +129,12 @@ def test_html_report_can_be_turned_off_everywhere(tmp_path):
 
 
 def test_transport_errors_never_quote_a_secret():
-    from conformance.transport import scrub_secrets
+    from conformance.transport import Client
 
+    profile = build({"base_url": "https://wallet.example/api", "headers": ["X-Api-Key: k3y-ABC-987"]}, environ={})
     text = "InvalidHeader: Invalid leading whitespace in header value ' k3y-ABC-987'"
-    assert scrub_secrets(text, ["k3y-ABC-987", ""]) == (
-        "InvalidHeader: Invalid leading whitespace in header value ' <redacted>'"
-    )
+    client = Client(profile)
+    try:
+        assert client._scrub(text) == "InvalidHeader: Invalid leading whitespace in header value ' <redacted>'"
+    finally:
+        client.close()

@@ -128,10 +128,10 @@ class SuitePlugin:
 
     def pytest_collection_modifyitems(self, config, items) -> None:
         if "handwritten" not in self._state.profile.phases:  # --phases without handwritten: generated slices only
-            dropped = [item for item in items if "scenario" not in getattr(item, "fixturenames", ())]
-            if dropped:
-                config.hook.pytest_deselected(items=dropped)
-                items[:] = [item for item in items if "scenario" in getattr(item, "fixturenames", ())]
+            generated = [item for item in items if "scenario" in getattr(item, "fixturenames", ())]
+            if len(generated) < len(items):
+                config.hook.pytest_deselected(items=[item for item in items if item not in generated])
+                items[:] = generated
         self._requirements = {item.nodeid: requirement_ids(item) for item in items}
         self._total = len(items)
 
