@@ -23,7 +23,7 @@ REFERENCE_FILE = "webhook-api.reference.md"
 
 LEVELS = ("MUST", "SHOULD")
 BASES = {"documented": "MUST", "http": "MUST", "ambiguous": "SHOULD", "inferred": "SHOULD"}
-ID_PATTERN = re.compile(r"^(ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB)-\d{3}$")
+ID_PATTERN = re.compile(r"^(ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB|DLV)-\d{3}$")
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ from schemathesis.engine.core import Engine, ExecutionPlan
 from schemathesis.engine.run import PhaseName
 
 from conformance import contract, schemathesis_hooks
-from conformance.checks import Outcome
+from conformance.checks import Outcome, Status
 from conformance.profile import Profile
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
@@ -166,4 +166,5 @@ def _collect(result: ScenarioResult, event: events.ScenarioFinished, journal) ->
                 continue
             result.failures.append(record)
             if journal is not None and requirement in requirements:
-                journal.add(Outcome(requirement, record["check"], False, f"{failure.title}: {failure.message}", ()))
+                message = f"{failure.title}: {failure.message}"
+                journal.add(Outcome(requirement, record["check"], Status.VIOLATED, message, ()))

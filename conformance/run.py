@@ -6,7 +6,6 @@ import contextlib
 import datetime as dt
 import json
 import shutil
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conformance import __version__, contract, schemathesis_hooks, verdicts
+from conformance import schemathesis_hooks
 from conformance.checks import judge_conversation
 from conformance.checks.money import balance_data, digits_of
 from conformance.exchange import Exchange
@@ -22,6 +21,7 @@ from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.profile import Profile, TestAccount
 from conformance.suite.plugin import RunState, SuitePlugin
+from conformance.summary import build_summary
 from conformance.transport import Client
 
 SUITE_DIR = Path(__file__).resolve().parent / "suite"
@@ -172,66 +172,6 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
     _write_json(report_dir / "ledger.json", ledger.summary())
     _write_json(report_dir / "profile.json", live.to_record())
     return RunResult(exit_code=summary["exit_code"], summary=summary, report_dir=report_dir)
-
-
-def build_summary(profile: Profile, state: RunState, started: float, *, leftover: list, pytest_exit: int) -> dict:
-    spec = contract.load()
-    journal = state.journal
-    rows = verdicts.requirement_statuses(
-        journal.outcomes, state.test_results, journal.exchanges, journal.secret_headers, profile.money_allowed,
-    )
-    verdict, exit_code = verdicts.overall(rows)
-    suite_errors = []
-    if pytest_exit not in (0, 1):  # 2 interrupted, 3 internal error, 4 usage, 5 no tests
-        suite_errors.append(f"the test session ended abnormally (pytest exit {pytest_exit})")
-    defects = [
-        t["nodeid"] for t in state.test_results
-        if t["outcome"] == "failed" and verdicts.SUITE_DEFECT in (t["message"] or "")
-    ]
-    if defects:  # a probe that reached no check proves nothing: never let it pass quietly
-        suite_errors.append(f"{len(defects)} test(s) reached no check (suite defect): {', '.join(defects[:5])}")
-    broken = [s.name for s in state.scenarios if s.errors or (not s.skipped and s.calls == 0)]
-    if broken:  # a generated slice that could not run judged nothing: the run is not complete
-        suite_errors.append(f"{len(broken)} generated scenario(s) did not run: {', '.join(broken[:5])}")
-    if leftover:
-        suite_errors.append(f"{len(leftover)} adjustment(s) could not be compensated: see ledger.json")
-    if suite_errors and exit_code == verdicts.EXIT_PASSED:
-        verdict, exit_code = "incomplete", verdicts.EXIT_INCOMPLETE
-    outcomes_by_test = {}
-    for result in state.test_results:
-        outcomes_by_test[result["outcome"]] = outcomes_by_test.get(result["outcome"], 0) + 1
-    finished = time.time()
-    return {
-        "suite": {"name": "multimarkets-webhook-conformance", "version": __version__},
-        "spec": {
-            "file": spec.spec_path.name, "sha256": spec.spec_sha256,
-            "catalogue": spec.catalogue_path.name, "catalogue_sha256": spec.catalogue_sha256,
-            "openapi_version": spec.spec["info"]["version"],
-        },
-        "target": {"base_url": profile.base_url, "embedded": profile.embedded},
-        "run": {
-            "id": state.run_id,
-            "started_at": dt.datetime.fromtimestamp(started, dt.UTC).isoformat(),
-            "finished_at": dt.datetime.fromtimestamp(finished, dt.UTC).isoformat(),
-            "duration_s": round(finished - started, 2),
-            "seed": profile.seed,
-            "max_examples": profile.max_examples,
-            "phases": list(profile.phases),
-            "money_allowed": profile.money_allowed,
-            "python": sys.version.split()[0],
-        },
-        "verdict": verdict,
-        "exit_code": exit_code,
-        "counts": verdicts.counts(rows),
-        "requirements": rows,
-        "tests": {"total": len(state.test_results), **outcomes_by_test},
-        "test_results": state.test_results,
-        "generated": [s.to_record() for s in state.scenarios],
-        "latency": verdicts.latency(journal.exchanges),
-        "money": {k: v for k, v in state.ledger.summary().items() if k != "entries"},
-        "exchanges": len(journal.exchanges),
-        "suite_errors": suite_errors,
-    }
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -31,7 +31,7 @@ EXAMPLES_KEPT = 5
 SUITE_DEFECT = "suite defect"
 #: A failure message's first line names the requirement it blames, after the exception's type if present.
 _MESSAGE_ID = re.compile(
-    r"^(?:(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Failed): )?((?:ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB)-\d{3})\b"
+    r"^(?:(?:[A-Za-z_][\w.]*)?(?:Error|Exception|Failed): )?((?:ENV|HDR|VAL|CUR|BAL|EXE|CAN|ROB|DLV)-\d{3})\b"
 )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from conformance import verdicts
-from conformance.checks import Outcome
+from conformance.checks import Outcome, Status
 
 
 def rows(outcomes=(), tests=()):
@@ -16,7 +16,7 @@ def result(nodeid, message, *requirements, outcome="failed"):
 
 
 def passed(rid):
-    return Outcome(rid, "some.check", True, None, ("x1",))
+    return Outcome(rid, "some.check", Status.PASSED, None, ("x1",))
 
 
 def test_a_failure_blames_the_requirement_its_first_line_names():

@@ -21,7 +21,8 @@ Both the Schemathesis hooks and the handwritten suite call these same functions.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
 from typing import Any
 
 from conformance import contract
@@ -84,24 +85,74 @@ class Check:
         return (self.func.__doc__ or "").strip().splitlines()[0] if self.func.__doc__ else ""
 
 
+class Status(StrEnum):
+    """What happened when a requirement was put to the target: recorded as data where it is judged."""
+
+    PASSED = "passed"  # the rule was judged on an answer and held
+    VIOLATED = "violated"  # the rule was judged on an answer and broken
+    UNANSWERED = "unanswered"  # the probe got no (or only a partial) answer: never a pass
+    BLOCKED = "blocked"  # not judged: another requirement's violation made the probe meaningless
+    NOT_APPLICABLE = "not_applicable"  # not judged: the target's own (legal) answer made the rule inapplicable
+    SUITE_DEFECT = "suite_defect"  # not judged: the suite's own fault (a probe no check reached, a crash)
+
+    @property
+    def judged(self) -> bool:
+        """The target was actually put to the rule (a pass, a violation, or no answer to the probe)."""
+        return self in (Status.PASSED, Status.VIOLATED, Status.UNANSWERED)
+
+    @property
+    def against_target(self) -> bool:
+        """The outcome counts against the target: a violation, or a documented call left unanswered."""
+        return self in (Status.VIOLATED, Status.UNANSWERED)
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """One judgement: a check applied to some exchanges, and whether the rule held."""
+    """One judgement: a requirement put to some exchanges, and what happened (:class:`Status`)."""
 
     requirement: str
     check: str
-    passed: bool
+    status: Status
     message: str | None
     exchanges: tuple[str, ...]  # exchange ids
+    origin: str = ""  # the test node id or generated slice that judged it
+    blocked_by: str | None = None  # with BLOCKED: the requirement whose violation stopped the probe
+    attempt: int = 0  # 0 = the first try; 1.. = replays of a failing probe (flaky detection)
+
+    @property
+    def passed(self) -> bool:
+        return self.status is Status.PASSED
+
+    def with_origin(self, origin: str, attempt: int = 0) -> Outcome:
+        return replace(self, origin=self.origin or origin, attempt=attempt or self.attempt)
 
     def to_record(self) -> dict:
         return {
             "requirement": self.requirement,
             "check": self.check,
+            "status": self.status.value,
             "passed": self.passed,
             "message": self.message,
             "exchanges": list(self.exchanges),
+            "origin": self.origin,
+            "blocked_by": self.blocked_by,
+            "attempt": self.attempt,
         }
+
+    @classmethod
+    def from_record(cls, record: dict) -> Outcome:
+        return cls(
+            requirement=record["requirement"], check=record["check"], status=Status(record["status"]),
+            message=record.get("message"), exchanges=tuple(record.get("exchanges", ())),
+            origin=record.get("origin", ""), blocked_by=record.get("blocked_by"), attempt=record.get("attempt", 0),
+        )
+
+
+def judgement(result: Any) -> Status:
+    """A check's return value as a status: None holds, a string is a violation, NA does not apply."""
+    if result is NA:
+        return Status.NOT_APPLICABLE
+    return Status.PASSED if result is None else Status.VIOLATED
 
 
 _REGISTRY: dict[str, Check] = {}
@@ -154,9 +205,7 @@ def judge_exchange(exchange: Exchange, ctx: Context, *, only: Iterable[str] | No
         result = item.func(exchange, ctx)
         if result is NA:
             continue
-        outcomes.append(
-            Outcome(item.requirement, item.name, result is None, result, (exchange.id,))
-        )
+        outcomes.append(Outcome(item.requirement, item.name, judgement(result), result, (exchange.id,)))
     return outcomes
 
 
@@ -169,7 +218,7 @@ def judge_conversation(func: Callable, ctx: Context, **exchanges: Exchange | Non
     if result is NA:
         return None
     ids = tuple(e.id for e in exchanges.values() if e is not None)
-    return Outcome(item.requirement, item.name, result is None, result, ids)
+    return Outcome(item.requirement, item.name, judgement(result), result, ids)
 
 
 def _load_all() -> None:
