@@ -209,16 +209,19 @@ def judge_exchange(exchange: Exchange, ctx: Context, *, only: Iterable[str] | No
     return outcomes
 
 
-def judge_conversation(func: Callable, ctx: Context, **exchanges: Exchange | None) -> Outcome | None:
-    """Run one conversation check on the named exchanges; None when it does not apply."""
+def judge_conversation(func: Callable, ctx: Context, **exchanges: Exchange | None) -> Outcome:
+    """Run one conversation check on the named exchanges.
+
+    A check that does not apply (NA: a step it needs got no readable answer, or the target's legal answer
+    made the rule moot) gives a NOT_APPLICABLE outcome, recorded like any other: typed, never a defect.
+    """
     item: Check = func.check  # type: ignore[attr-defined]
     if item.kind != "conversation":
         raise ValueError(f"{item.name} is not a conversation check")
     result = func(ctx=ctx, **exchanges)
-    if result is NA:
-        return None
     ids = tuple(e.id for e in exchanges.values() if e is not None)
-    return Outcome(item.requirement, item.name, judgement(result), result, ids)
+    message = f"{item.doc} (not applicable to these answers)" if result is NA else result
+    return Outcome(item.requirement, item.name, judgement(result), message, ids)
 
 
 def _load_all() -> None:
