@@ -84,6 +84,7 @@ class Response:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     elapsed_ms: float
+    truncated: str | None = None  # why the suite stopped reading the body (size cap, time bound), if it did
 
     def header(self, name: str) -> str | None:
         return _lookup(self.headers, name)
@@ -177,6 +178,8 @@ class Exchange:
                 "body": text(self.response.body),
                 "elapsed_ms": round(self.response.elapsed_ms, 3),
             }
+            if self.response.truncated:
+                record["response"]["truncated"] = self.response.truncated
         return record
 
     def as_curl(self, secrets: frozenset[str] = frozenset()) -> str:

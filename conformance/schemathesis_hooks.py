@@ -61,6 +61,7 @@ class Active:
     phase: str = ""
     numbers: set[tuple[str, str]] = field(default_factory=set)  # (execute|cancel, requestUniqueNo) sent so far
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: Any = None  # conformance.transport.GeneratedGate: stop check, write-ahead money journal, bounded reads
 
 
 ACTIVE: Active | None = None
@@ -121,6 +122,8 @@ def before_call(context, case, kwargs):
         else:
             _use_profile_account(case.body)
             _unique_number(case.body)
+    if ACTIVE is not None and ACTIVE.gate is not None:
+        ACTIVE.gate.before(case, kwargs)  # last: the body journaled is the body sent
 
 
 def _deliberately_broken_headers(meta) -> set[str] | None:
@@ -211,6 +214,8 @@ def _use_profile_account(body: dict, *, align_amount: bool = True) -> None:
 @schemathesis.hook
 def after_call(context, case, response):
     exchange = to_exchange(case, response)
+    if ACTIVE is not None and ACTIVE.gate is not None:
+        ACTIVE.gate.after(case, exchange)
     outcomes = ACTIVE.journal.record(exchange) if ACTIVE is not None else judge_exchange(exchange, _DEFAULT_CONTEXT)
     _local.last = (id(response), exchange, outcomes)
 
@@ -221,15 +226,18 @@ def after_network_error(context, case, request):
     execute, put on the money ledger as an unknown outcome that must be compensated."""
     if ACTIVE is None:
         return
-    ACTIVE.journal.record(
-        _exchange(case, request, None, error="no answer (the connection failed, or the client's timeout expired)")
-    )
+    error = "no answer (the connection failed, or the client's timeout expired)"
+    exchange = _exchange(case, request, None, error=error)
+    if ACTIVE.gate is not None:
+        ACTIVE.gate.after(case, exchange)
+    ACTIVE.journal.record(exchange)
 
 
 def to_exchange(case, response) -> Exchange:
     headers = tuple((name, value) for name, values in response.headers.items() for value in values)
     reply = Response(
-        status=response.status_code, headers=headers, body=response.content or b"", elapsed_ms=response.elapsed * 1000
+        status=response.status_code, headers=headers, body=response.content or b"", elapsed_ms=response.elapsed * 1000,
+        truncated=getattr(response.request, "conformance_truncated", None),
     )
     return _exchange(case, response.request, reply)
 
