@@ -96,13 +96,39 @@ def cancel_number(execute_number: str) -> str:
     return "cf-settle-" + hashlib.sha256(execute_number.encode()).hexdigest()[:32]
 
 
-def cancel_body_for(adjustment: Adjustment) -> dict:
-    """The cancel to send: one already journaled by a compensation/settle (resent as it was), else a new one."""
+def cancel_body_for(adjustment: Adjustment, fallback: tuple[str, int] | None = None) -> dict:
+    """The cancel to send: one already journaled by a compensation/settle (resent as it was), else a new one.
+
+    The platform's cancel mirrors its execute (reference §5.1). An execute the suite broke on purpose
+    (a negative case cut off before its answer) has fields no valid cancel can carry; its cancel names
+    it by number from ``fallback`` (a run account and its digits), so the wallet can answer it at all.
+    """
+    from conformance.checks import schema
+
     number = cancel_number(adjustment.number or "")
     for cancel in adjustment.cancels:
-        if cancel.get("number") == number and isinstance(cancel.get("body"), dict):
-            return cancel["body"]
-    execute = adjustment.body
+        sent = cancel.get("body")
+        if cancel.get("number") == number and isinstance(sent, dict) and not schema.request_errors(CANCEL, sent):
+            return sent  # a retry is a replay of the very cancel sent before
+    body = _mirror(adjustment.body, number, adjustment.number)
+    if schema.request_errors(CANCEL, body) and fallback is not None:
+        account, digits = fallback
+        third, user, currency = account.split(":", 2)
+        amount = "1" if not digits else "1." + "0" * digits
+        body = _mirror({"thirdServerCode": third, "userName": user, "currency": currency, "bizType": 1,
+                        "amount": amount, "amountDigits": digits}, number, adjustment.number)
+    return body
+
+
+def fallback_account(state: Any) -> tuple[str, int] | None:
+    """A run account and its digits (from the preflight balance), for cancels of deliberately broken executes."""
+    for account, record in state.balances.get("preflight", {}).items():
+        if isinstance(record.get("digits"), int):
+            return account, record["digits"]
+    return None
+
+
+def _mirror(execute: dict, number: str, reverse: str | None) -> dict:
     body = {
         "thirdServerCode": execute.get("thirdServerCode"),
         "userName": execute.get("userName"),
@@ -111,7 +137,7 @@ def cancel_body_for(adjustment: Adjustment) -> dict:
         "amount": str(execute.get("amount", "0")).lstrip("-"),
         "amountDigits": execute.get("amountDigits"),
         "requestUniqueNo": number,
-        "reverseRequestUniqueNo": adjustment.number,
+        "reverseRequestUniqueNo": reverse,
         "requestTime": int(time.time() * 1000),
         "ip": execute.get("ip") or "127.0.0.1",
         "cancelRemark": "conformance suite compensation",
@@ -136,7 +162,7 @@ def settle_outstanding(money: MoneyJournal, send: Callable[[str, dict], Exchange
         budget = policy.budget_s if remaining is None else min(policy.budget_s, remaining)
         this = CancelPolicy(policy.retries, policy.backoff_initial_s, policy.backoff_factor, policy.backoff_max_s,
                             budget)
-        settle_order(adjustment.body, cancel_body_for(adjustment), send, this, clock)
+        settle_order(adjustment.body, cancel_body_for(adjustment, fallback_account(money.state)), send, this, clock)
     return money.outstanding()
 
 
