@@ -135,9 +135,8 @@ def test_a_small_gzip_answer_is_decoded_whole(hostile):
     from conformance.transport import read_bounded
 
     class Raw:
-        headers = {"content-encoding": "gzip"}
-
         def __init__(self, data):
+            self.headers = {"content-encoding": "gzip"}
             self.data = data
 
         def read(self, amount, decode_content=False):

@@ -36,7 +36,7 @@ def test_one_signal_stops_settles_reports_and_exits_documented_code(tmp_path, si
         at_signal = target.balances()
         sent = time.monotonic()
         process.send_signal(sig)
-        out, err = process.communicate(timeout=120)
+        _out, err = process.communicate(timeout=120)
         took = time.monotonic() - sent
         journal = records(report_dir)
         stopped_at = max((r["seq"] for r in intents(journal, "execute") if not r["origin"].startswith(
@@ -65,7 +65,7 @@ def test_second_signal_exits_at_once_with_the_settle_command(tmp_path):
         wait_for(report_dir, lambda r: in_flight(r, "cancel", "compensation"), process)
         sent = time.monotonic()
         process.send_signal(signal.SIGINT)
-        out, err = process.communicate(timeout=30)
+        _out, err = process.communicate(timeout=30)
         took = time.monotonic() - sent
         print(f"\n[second SIGINT] exit {process.returncode} after {took:.2f} s")
         assert process.returncode == 130
