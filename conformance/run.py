@@ -150,16 +150,15 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
         except TargetUnreachable:
             journal.close()
             raise
-        schemathesis_hooks.ACTIVE = schemathesis_hooks.Active(
+        state.generated = schemathesis_hooks.GeneratedRun(
             journal=journal, company_id=live.company_id, accounts=tuple(a.key for a in live.accounts),
-            account_digits=digits, money_allowed=live.money_allowed,
+            account_digits=digits, money_allowed=live.money_allowed, client_timeout_s=live.timeout,
         )
         plugin = SuitePlugin(state, progress=say)
         pytest_exit = None
         try:
             pytest_exit = pytest.main(_pytest_args(report_dir, verbose), plugins=[plugin])
         finally:
-            schemathesis_hooks.ACTIVE = None
             say("settling money: cancelling every adjustment still outstanding")
             compensation_client = Client(live, journal)
             try:

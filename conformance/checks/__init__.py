@@ -6,7 +6,8 @@ recorded exchanges (never makes a call, never touches pytest or Allure) and a
 
 - ``None``: the rule holds;
 - a ``str``: the rule is broken, and the string says how;
-- :data:`NA`: the rule does not apply to what it was given.
+- :data:`NA`: the rule does not apply to what it was given;
+- a :class:`NoAnswer` (a ``str``): the probe got no answer, so the rule was not kept on it (UNANSWERED).
 
 Two kinds:
 
@@ -43,6 +44,10 @@ class _NotApplicable:
 
 NA: Any = _NotApplicable()
 
+
+class NoAnswer(str):
+    """A check's result when the probe got no (or only a partial) answer: an UNANSWERED outcome, never a pass."""
+
 #: The reserved namespaces the suite uses for accounts and request numbers it
 #: knows do not exist on the target.
 UNKNOWN_ACCOUNT_PREFIX = "conformance-unknown-"
@@ -56,7 +61,7 @@ class Context:
     keys: str = "either"  # balance key style: camel, snake or either
     currency_allowlist: frozenset[str] = frozenset({"USDT"})
     accounts: tuple[tuple[str, str, str], ...] = ()  # (thirdServerCode, userName, currency)
-    execute_deadline_ms: float = 3000.0
+    execute_deadline_ms: float = field(default_factory=lambda: contract.load().rules.execute_deadline_ms)
 
     def is_profile_account(self, body: Any) -> bool:
         if not isinstance(body, dict):
@@ -149,9 +154,12 @@ class Outcome:
 
 
 def judgement(result: Any) -> Status:
-    """A check's return value as a status: None holds, a string is a violation, NA does not apply."""
+    """A check's return value as a status: None holds, a string is a violation, :class:`NoAnswer` is
+    unanswered, NA does not apply."""
     if result is NA:
         return Status.NOT_APPLICABLE
+    if isinstance(result, NoAnswer):
+        return Status.UNANSWERED
     return Status.PASSED if result is None else Status.VIOLATED
 
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 from conformance.checks import NA, NEVER_SENT_PREFIX, Context, check
+from conformance.checks.answers import describe, is_decimal_string, must_be_rejected
 from conformance.checks.money import balance_amount
-from conformance.checks.validation import describe, is_decimal_string, must_be_rejected
 from conformance.exchange import Exchange
 
 NEVER_RECEIVED = "US_0000002"
@@ -230,8 +230,7 @@ def _same_adjustment(execute: Exchange, cancel: Exchange) -> bool:
 
 def _clean(exchange: Exchange) -> bool:
     """Answered, schema-valid, and the three documented headers sent as documented (others judge the rest)."""
-    from conformance.checks.headers import documented_spellings
-    from conformance.checks.validation import schema_problems
+    from conformance.checks.schema import documented_spellings, schema_problems
 
     return (
         exchange.response is not None

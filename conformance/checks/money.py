@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from conformance.checks import NA, Context, check
-from conformance.checks.headers import documented_spellings, headers_valid
-from conformance.checks.validation import describe, is_decimal_string, is_int, must_be_rejected
+from conformance.checks.answers import describe, is_decimal_string, is_int, must_be_rejected
+from conformance.checks.schema import documented_spellings, headers_valid
 from conformance.exchange import Exchange
 
 CAMEL = ("userName", "currency", "amount", "amountDigits")

@@ -36,6 +36,7 @@ class RunState:
     journal: Journal
     ledger: Ledger
     run_id: str
+    generated: Any = None  # schemathesis_hooks.GeneratedRun: what the generated slices' hooks are handed
     scenarios: list = field(default_factory=list)  # generated.ScenarioResult, in run order
     test_results: list = field(default_factory=list)  # one dict per handwritten/generated test
 
