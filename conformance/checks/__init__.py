@@ -61,6 +61,7 @@ class Context:
     keys: str = "either"  # balance key style: camel, snake or either
     currency_allowlist: frozenset[str] = frozenset({"USDT"})
     accounts: tuple[tuple[str, str, str], ...] = ()  # (thirdServerCode, userName, currency)
+    account_digits: tuple[tuple[tuple[str, str, str], int], ...] = ()  # read from their balances at preflight
     execute_deadline_ms: float = field(default_factory=lambda: contract.load().rules.execute_deadline_ms)
 
     def is_profile_account(self, body: Any) -> bool:
@@ -68,6 +69,22 @@ class Context:
             return False
         key = (body.get("thirdServerCode"), body.get("userName"), body.get("currency"))
         return key in self.accounts
+
+    def digits_of(self, body: Any) -> int | None:
+        """The decimals of the profile account a body names, when preflight read them."""
+        if not isinstance(body, dict):
+            return None
+        key = (body.get("thirdServerCode"), body.get("userName"), body.get("currency"))
+        return dict(self.account_digits).get(key)  # type: ignore[arg-type]
+
+    def is_unheld_currency(self, body: Any) -> bool:
+        """A known user (thirdServerCode and userName of a profile account) in a currency the profile does
+        not list for them (BAL-008's probe)."""
+        if not isinstance(body, dict) or not isinstance(body.get("currency"), str):
+            return False
+        pair = (body.get("thirdServerCode"), body.get("userName"))
+        held = {currency for third, user, currency in self.accounts if (third, user) == pair}
+        return bool(held) and body["currency"] not in held
 
     @staticmethod
     def is_reserved_unknown_account(body: Any) -> bool:

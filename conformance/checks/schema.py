@@ -55,8 +55,21 @@ def response_errors(operation_id: str, body: Any) -> list[str]:
     return _errors(operation_id, "response", body)
 
 
+def without_null_optionals(operation_id: str, body: Any) -> Any:
+    """The body with ``null`` removed from optional fields (spec decision D12: null there reads as absent).
+
+    The platform never sends null; most JSON stacks read null in an optional field as absent, others
+    refuse it. Both are legal, so a request whose only flaw is such a null is never judged either way.
+    """
+    if not isinstance(body, dict):
+        return body
+    required = set(contract.load().operations[operation_id].request_schema.get("required", ()))
+    return {key: value for key, value in body.items() if value is not None or key in required}
+
+
 def request_errors(operation_id: str, body: Any) -> list[str]:
-    return _errors(operation_id, "request", body)
+    """How the body breaks the request schema; null in an optional field is not counted (D12)."""
+    return _errors(operation_id, "request", without_null_optionals(operation_id, body))
 
 
 def is_integer_text(text: str) -> bool:
