@@ -19,7 +19,6 @@ from schemathesis.engine.core import Engine, ExecutionPlan
 from schemathesis.engine.run import PhaseName
 
 from conformance import contract, schemathesis_hooks
-from conformance.checks import Outcome, Status
 from conformance.profile import Profile
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
@@ -146,7 +145,6 @@ def _collect(result: ScenarioResult, event: events.ScenarioFinished, journal) ->
     recorder = event.recorder
     result.cases += len(recorder.cases)
     result.calls += len(recorder.interactions)
-    requirements = contract.load().requirements
     for case_id, check_results in recorder.checks.items():
         node = recorder.cases.get(case_id)
         curl = node.value.as_curl_command() if node is not None else None
@@ -161,13 +159,7 @@ def _collect(result: ScenarioResult, event: events.ScenarioFinished, journal) ->
                      "message": failure.message, "curl": curl}
                 )
                 continue
-            requirement = schemathesis_hooks.BUILTIN_REQUIREMENTS.get(check.name)
-            record = {"requirement": requirement, "check": f"schemathesis.{check.name}", "title": failure.title,
-                      "message": failure.message, "curl": curl}
-            if requirement is None:
-                result.other_findings.append(record)
-                continue
-            result.failures.append(record)
-            if journal is not None and requirement in requirements:
-                message = f"{failure.title}: {failure.message}"
-                journal.add(Outcome(requirement, record["check"], Status.VIOLATED, message, ()))
+            # a stock check the suite does not map to a requirement (stateful resource checks, say):
+            # reported as a finding, never a verdict
+            result.other_findings.append({"requirement": None, "check": f"schemathesis.{check.name}",
+                                          "title": failure.title, "message": failure.message, "curl": curl})

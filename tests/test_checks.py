@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -10,6 +11,8 @@ from conformance import checks
 from conformance.checks import NA, NEVER_SENT_PREFIX, UNKNOWN_ACCOUNT_PREFIX, Context, judge_conversation
 from conformance.exchange import Exchange, Request, Response
 
+#: Now, in epoch milliseconds: a correct wallet may refuse stale times (D17), so good cases carry current ones.
+NOW = int(time.time() * 1000)
 ACCOUNT = {"thirdServerCode": "W-1", "userName": "86000001", "currency": "USD"}
 CTX = Context(accounts=(("W-1", "86000001", "USD"),), account_digits=((("W-1", "86000001", "USD"), 2),))
 PATHS = {
@@ -17,7 +20,7 @@ PATHS = {
     "executeAdjustment": "/external-system-credit-limit-adjustment",
     "cancelAdjustment": "/cancel-external-system-credit-limit-adjustment",
 }
-HEADERS = (("trace", "t-1"), ("companyId", "439"), ("timestamp", "1764064800000"), ("Content-Type", "application/json"))
+HEADERS = (("trace", "t-1"), ("companyId", "439"), ("timestamp", str(NOW)), ("Content-Type", "application/json"))
 EXECUTE = {
     **ACCOUNT,
     "bizType": 1,
@@ -26,7 +29,7 @@ EXECUTE = {
     "amountDigits": 2,
     "orderId": 1,
     "requestUniqueNo": "E-1",
-    "requestTime": 1764064800000,
+    "requestTime": NOW,
     "ip": "203.0.113.7",
 }
 CANCEL = {
@@ -36,7 +39,7 @@ CANCEL = {
     "amountDigits": 2,
     "requestUniqueNo": "C-1",
     "reverseRequestUniqueNo": "E-1",
-    "requestTime": 1764064800000,
+    "requestTime": NOW,
     "ip": "203.0.113.7",
     "cancelRemark": "x",
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 from conformance import contract
 from conformance.checks import NA, Context, check
 from conformance.checks.answers import must_be_rejected
-from conformance.checks.schema import headers_valid, is_integer_text
+from conformance.checks.schema import business_valid, is_integer_text
 from conformance.exchange import Exchange
 
 
@@ -49,7 +49,7 @@ def header_names_case_insensitive(exchange: Exchange, ctx: Context):
         or exchange.operation != "getUserAmount"
         or request.method != "POST"
         or exchange.response is None
-        or not headers_valid(exchange)
+        or not business_valid(exchange)
         or not ctx.is_profile_account(request.json)
     ):
         return NA

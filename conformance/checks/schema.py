@@ -124,3 +124,54 @@ def schema_problems(exchange) -> list[str]:
     problems = header_problems(exchange)
     problems += [f"body {p}" for p in request_errors(exchange.operation, exchange.request.json)]
     return problems
+
+
+#: D19: a wallet may refuse an id longer than this where the docs give no limit (thirdServerCode,
+#: reverseRequestUniqueNo), so the suite never expects such a request to succeed.
+PLAUSIBLE_ID_LENGTH = 64
+
+
+def implausible(exchange) -> list[str]:
+    """Why a schema-valid request might still be refused by a correct wallet (spec decisions D12, D17, D19).
+
+    A rule that says "this request must succeed" judges only requests with nothing here: only documented
+    body fields, no null in them, an ip that is an IP address, metadata that is JSON text, ids within 64
+    characters, and times within five minutes of now. (Rules that say "this must be refused" do not use this.)
+    """
+    import ipaddress
+    import json
+    import time
+
+    body = exchange.request.json
+    if exchange.operation is None or not isinstance(body, dict):
+        return ["not a JSON object on a documented operation"]
+    operation = contract.load().operations[exchange.operation]
+    documented = set(operation.request_schema.get("properties", {}))
+    reasons = [f"undocumented field {name!r}" for name in body if name not in documented]
+    reasons += [f"null {name}" for name, value in body.items() if value is None]
+    if "ip" in body:
+        try:
+            ipaddress.ip_address(str(body["ip"]))
+        except ValueError:
+            reasons.append(f"ip {body['ip']!r} is not an IP address")
+    if isinstance(body.get("metadata"), str):
+        try:
+            json.loads(body["metadata"])
+        except ValueError:
+            reasons.append("metadata is not JSON text")
+    for name in ("thirdServerCode", "reverseRequestUniqueNo"):
+        if isinstance(body.get(name), str) and len(body[name]) > PLAUSIBLE_ID_LENGTH:
+            reasons.append(f"{name} longer than {PLAUSIBLE_ID_LENGTH}")
+    now = time.time() * 1000
+    times = [body.get("requestTime")]
+    header = exchange.request.header("timestamp")
+    if header is not None and header.isdigit():
+        times.append(int(header))
+    if any(isinstance(t, int) and abs(t - now) > 5 * 60 * 1000 for t in times):
+        reasons.append("a timestamp more than five minutes from now")
+    return reasons
+
+
+def business_valid(exchange) -> bool:
+    """Valid by the schema and plausible in every reading of the docs: a correct wallet has no reason to refuse."""
+    return not schema_problems(exchange) and not implausible(exchange)
