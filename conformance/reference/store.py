@@ -50,6 +50,8 @@ MESSAGES = {
     "EXECUTE_REJECTED": "adjustments are disabled",
     "DUPLICATE_REQUEST": "duplicate requestUniqueNo",
     "ALREADY_REVERSED": "the adjustment was already reversed",
+    "CANCEL_MISMATCH": "the cancel does not match its adjustment (account, currency or amount)",
+    "OPERATION_NOT_SUPPORTED": "this operationType is not supported",
 }
 
 _SCHEMA = """
@@ -117,8 +119,15 @@ def _now_ms() -> int:
 
 
 class Ledger:
-    def __init__(self, accounts: Iterable[Account], db: str | Path | None = None, fault: str | None = None):
+    def __init__(
+        self,
+        accounts: Iterable[Account],
+        db: str | Path | None = None,
+        fault: str | None = None,
+        variants: frozenset[str] = frozenset(),
+    ):
         self.fault = fault
+        self.variants = variants
         self._lock = threading.Lock()
         target = str(db) if db is not None else ":memory:"
         self._conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
@@ -211,12 +220,34 @@ class Ledger:
                 (request_unique_no, code, msg, _now_ms()),
             )
 
-    def execute(self, request_unique_no: str, key: Key, digits: int, delta: int) -> Outcome:
-        """Apply ``delta`` minor units to the account once per requestUniqueNo."""
-        with self._transaction() as conn:
-            return self._execute(conn, request_unique_no, key, digits, delta)
+    def execute(
+        self,
+        request_unique_no: str,
+        key: Key,
+        digits: int,
+        delta: int,
+        *,
+        overdraft: bool = False,
+        refuse: str | None = None,
+    ) -> Outcome:
+        """Apply ``delta`` minor units to the account once per requestUniqueNo.
 
-    def _execute(self, conn: sqlite3.Connection, number: str, key: Key, digits: int, delta: int) -> Outcome:
+        ``overdraft`` lets a debit take the balance below zero; ``refuse`` is a code the
+        execute is refused with (remembered, nothing moved) once the account is found.
+        """
+        with self._transaction() as conn:
+            return self._execute(conn, request_unique_no, key, digits, delta, overdraft, refuse)
+
+    def _execute(
+        self,
+        conn: sqlite3.Connection,
+        number: str,
+        key: Key,
+        digits: int,
+        delta: int,
+        overdraft: bool = False,
+        refuse: str | None = None,
+    ) -> Outcome:
         first = conn.execute(
             "SELECT code, msg, applied, third_server_code, user_name, currency, delta_minor "
             "FROM executes WHERE request_unique_no=?",
@@ -261,6 +292,8 @@ class Ledger:
         if account is None:
             if self.fault == "unknown-account-execute-accepted":
                 return remember(SUCCESS)
+            if "auto-open-accounts" in self.variants and self._known_user(conn, key):
+                return remember("INSUFFICIENT_FUNDS")  # the on-demand account holds nothing yet
             return remember("ACCOUNT_NOT_FOUND")
         found = (account.third_server_code, account.user_name, account.currency)
         if digits != account.digits:
@@ -269,22 +302,43 @@ class Ledger:
             )
         if self.fault == "execute-always-rejected":
             return remember("EXECUTE_REJECTED", found)
+        if refuse is not None:
+            return remember(refuse, found)
         after = account.minor + delta
-        if delta < 0 and after < 0 and self.fault != "insufficient-funds-overdraws":
+        if delta < 0 and after < 0 and not overdraft and self.fault != "insufficient-funds-overdraws":
             return remember("INSUFFICIENT_FUNDS", found)
         if abs(after) > MAX_MINOR:
             return remember("LIMIT_EXCEEDED", found)
         self._move(conn, found, delta)
         return remember(SUCCESS, found, delta)
 
+    @staticmethod
+    def _known_user(conn: sqlite3.Connection, key: Key) -> bool:
+        """Variant auto-open-accounts: the wallet holds an account of this thirdServerCode and userName."""
+        return conn.execute(
+            "SELECT 1 FROM accounts WHERE third_server_code=? AND user_name=?", key[:2]
+        ).fetchone() is not None
+
+    def known_user(self, key: Key) -> bool:
+        with self._transaction() as conn:
+            return self._known_user(conn, key)
+
     # ------------------------------------------------------------ cancel
 
-    def cancel(self, request_unique_no: str, reverse_request_unique_no: str) -> Outcome:
-        """Reverse the execute named ``reverse_request_unique_no``, once per cancel requestUniqueNo."""
-        with self._transaction() as conn:
-            return self._cancel(conn, request_unique_no, reverse_request_unique_no)
+    def cancel(
+        self, request_unique_no: str, reverse_request_unique_no: str, claim: tuple[Key, int] | None = None
+    ) -> Outcome:
+        """Reverse the execute named ``reverse_request_unique_no``, once per cancel requestUniqueNo.
 
-    def _cancel(self, conn: sqlite3.Connection, number: str, reverse: str) -> Outcome:
+        ``claim`` is the account and |amount| (minor units) the cancel names; with the variant
+        mismatched-cancel-refused a claim that differs from the applied execute is refused.
+        """
+        with self._transaction() as conn:
+            return self._cancel(conn, request_unique_no, reverse_request_unique_no, claim)
+
+    def _cancel(
+        self, conn: sqlite3.Connection, number: str, reverse: str, claim: tuple[Key, int] | None = None
+    ) -> Outcome:
         first = conn.execute(
             "SELECT c.code, c.msg, c.refund_minor, e.third_server_code, e.user_name, e.currency "
             "FROM cancels c LEFT JOIN executes e ON e.request_unique_no = c.reverse_request_unique_no "
@@ -313,12 +367,16 @@ class Ledger:
         else:
             _, third, user, currency, moved, reversed_by = executed
             code = SUCCESS
-            if reversed_by is None:
+            if claim is not None and "mismatched-cancel-refused" in self.variants and not _matches(
+                claim, (third, user, currency), moved
+            ):
+                code = "CANCEL_MISMATCH"
+            elif reversed_by is None:
                 refund = 0 if self.fault == "cancel-does-not-refund" else -moved
                 conn.execute("UPDATE executes SET reversed_by=? WHERE request_unique_no=?", (number, reverse))
             elif self.fault == "second-cancel-refunds-again":
                 refund = -moved
-            elif self.fault == "second-cancel-refused":
+            elif self.fault == "second-cancel-refused" or "second-cancel-refused" in self.variants:
                 code = "ALREADY_REVERSED"
             self._move(conn, (third, user, currency), refund)
         conn.execute(
@@ -326,3 +384,12 @@ class Ledger:
             (number, reverse, code, MESSAGES[code], refund, _now_ms()),
         )
         return _outcome(code, moved=refund)
+
+
+def _matches(claim: tuple[Key, int], key: Key, moved: int) -> bool:
+    """Variant mismatched-cancel-refused: the cancel names the execute's account and amount.
+
+    An execute that moved nothing (an ignored ABNORMAL_OVERTRADING) has no amount to compare.
+    """
+    claimed_key, claimed_minor = claim
+    return tuple(claimed_key) == tuple(key) and (moved == 0 or claimed_minor == abs(moved))
