@@ -1,7 +1,8 @@
 """The embedded reference wallet: a conforming implementation of the three webhook operations.
 
 It is the default target of ``conformance run`` and the subject of the suite's
-fault self-tests (:data:`FAULTS`) and conforming-variant self-tests (:data:`VARIANTS`). Starlette + uvicorn over a SQLite ledger.
+fault self-tests (:data:`FAULTS`) and conforming-variant self-tests (:data:`VARIANTS`).
+Starlette + uvicorn over a SQLite ledger.
 
     from conformance.reference import WalletConfig, serve
     with serve(WalletConfig()) as url:   # http://127.0.0.1:PORT/api/cats-gateway
