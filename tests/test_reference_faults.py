@@ -520,4 +520,4 @@ def test_fault_changes_behaviour(name: str):
 
 def test_faults_per_requirement_family():
     families = collections.Counter(fault.requirement.split("-")[0] for fault in FAULTS.values())
-    assert set(families) == {"ENV", "HDR", "VAL", "CUR", "BAL", "EXE", "CAN", "ROB"}
+    assert set(families) == {"ENV", "HDR", "VAL", "CUR", "BAL", "EXE", "CAN", "ROB", "DLV"}

@@ -49,6 +49,9 @@ PATHS = {
 }
 DOCUMENTED_HEADERS = ("trace", "companyId", "timestamp")
 SLOW_SECONDS = 3.2  # faults slow-execute and slow-cancel: beyond the 3 s deadline
+LOST_ANSWER_SECONDS = 0.3  # fault lost-cancel-answer-refunds-again: between the refund and the bookkeeping
+LATE_SECONDS = 3.3  # fault late-execute-applies-after-cancel: the slow downstream call before the commit
+SERIAL_SECONDS = 0.5  # fault serialised-slow-executes: the synchronous downstream call under one lock
 SLOW_SEED = 20261201  # variant slow-but-in-time: the jitter is the same in every run
 # variant auto-open-accounts: decimals of an account opened on demand (ISO 4217 minor units; others 2)
 ON_DEMAND_DIGITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3,
@@ -98,6 +101,8 @@ class Wallet:
         self._executes = itertools.count(1)  # variant slow-but-in-time: which execute this is
         self._jitter = random.Random(SLOW_SEED)
         self._jitter_lock = threading.Lock()
+        self._answers = itertools.count(1)  # fault flaky-trace-echo: every third answer
+        self._downstream = threading.Lock()  # fault serialised-slow-executes: one lock for every execute
 
     @property
     def fault(self) -> str | None:
@@ -116,6 +121,8 @@ class Wallet:
         return self._render(request, answer, request.headers.get("trace", ""), time.perf_counter())
 
     def _render(self, request: Request, answer: Answer, trace: str, started: float) -> Response:
+        if self.fault == "flaky-trace-echo" and next(self._answers) % 3 == 0:
+            trace = f"{trace}-{next(self._answers)}"  # a pooled buffer still holds another request's trace
         if not self.variants:
             return render(answer, trace, started, self.fault)
         encoding = request.headers.get("accept-encoding", "")
@@ -142,6 +149,13 @@ class Wallet:
                     delay = max(delay, self._in_time_delay())
             if delay:
                 await asyncio.sleep(delay)
+            if answer.settle is not None:
+                # fault lost-cancel-answer-refunds-again: a notification call, then the bookkeeping, which
+                # is skipped when the request's context is cancelled (the client went away meanwhile)
+                await asyncio.sleep(LOST_ANSWER_SECONDS)
+                if await request.is_disconnected():
+                    return Response(b"", status_code=499)
+                await run_in_threadpool(answer.settle)
         except Exception:
             log.exception("%s failed", operation)
             answer = failure("INTERNAL_ERROR", "internal error")
@@ -188,26 +202,40 @@ class Wallet:
             overtrading = operation_type == "ABNORMAL_OVERTRADING"
             if overtrading and "overtrading-ignored-success" in variants:
                 delta = 0  # answered "0", nothing moves
-            outcome = self.ledger.execute(
-                checked.body["requestUniqueNo"],
-                checked.account_key,
-                checked.body["amountDigits"],
-                delta,
-                overdraft=overtrading and "overtrading-overdraws" in variants,
-                refuse="OPERATION_NOT_SUPPORTED" if overtrading and "overtrading-ignored-refused" in variants
-                else None,
-            )
-            # slow-execute: the settlement path (a credit, NORMAL_CLOSE) is slow; other executes stay fast
-            slow = outcome.moved > 0 and self.fault == "slow-execute"
-            return Answer(outcome.code, outcome.msg, self._adjusted_data(outcome.ok, checked)), (
-                SLOW_SECONDS if slow else 0.0
-            )
-        claim = (checked.account_key, checked.minor) if "mismatched-cancel-refused" in variants else None
+            number = checked.body["requestUniqueNo"]
+            late = self.fault == "late-execute-applies-after-cancel" and operation_type == "NORMAL_CLOSE"
+            if late and not self.ledger.cancelled(number):  # checked on arrival, not again at the commit
+                time.sleep(LATE_SECONDS)  # the slow downstream call (a settlement service)
+                digits = checked.body["amountDigits"]
+                outcome = self.ledger.late_execute(number, checked.account_key, digits, delta)
+                return Answer(outcome.code, outcome.msg, self._adjusted_data(outcome.ok, checked)), 0.0
+            if self.fault == "serialised-slow-executes":
+                with self._downstream:  # a synchronous downstream call, one at a time
+                    time.sleep(SERIAL_SECONDS)
+                    return self._execute(checked, number, delta, overtrading)
+            return self._execute(checked, number, delta, overtrading)
+        claim = (checked.account_key, checked.minor)
         outcome = self.ledger.cancel(
             checked.body["requestUniqueNo"], checked.body["reverseRequestUniqueNo"], claim
         )
         # slow-cancel: clawing back a credit (the cancel of a NORMAL_CLOSE) is slow; other cancels stay fast
         slow = outcome.moved < 0 and self.fault == "slow-cancel"
+        answer = Answer(outcome.code, outcome.msg, self._adjusted_data(outcome.ok, checked), settle=outcome.settle)
+        return answer, (SLOW_SECONDS if slow else 0.0)
+
+    def _execute(self, checked: Any, number: str, delta: int, overtrading: bool) -> tuple[Answer, float]:
+        variants = self.variants
+        outcome = self.ledger.execute(
+            number,
+            checked.account_key,
+            checked.body["amountDigits"],
+            delta,
+            overdraft=overtrading and "overtrading-overdraws" in variants,
+            refuse="OPERATION_NOT_SUPPORTED" if overtrading and "overtrading-ignored-refused" in variants else None,
+            overtrading=overtrading,
+        )
+        # slow-execute: the settlement path (a credit, NORMAL_CLOSE) is slow; other executes stay fast
+        slow = outcome.moved > 0 and self.fault == "slow-execute"
         return Answer(outcome.code, outcome.msg, self._adjusted_data(outcome.ok, checked)), (
             SLOW_SECONDS if slow else 0.0
         )
@@ -228,6 +256,11 @@ class Wallet:
             if "auto-open-accounts" in self.variants and self.ledger.known_user(key):
                 digits = ON_DEMAND_DIGITS.get(currency, 2)
                 return success(self.balance_data(Balance(*key, digits=digits, minor=0)))
+            if self.fault == "balance-other-currency":
+                # falls back to the user's first account, and builds the answer from the request
+                first = self.ledger.first_account_of(key)
+                if first is not None:
+                    return success(self.balance_data(Balance(*key, digits=first.digits, minor=first.minor)))
             held = {a.currency: a.digits for a in self.config.accounts}
             if self.fault == "unknown-account-balance-zero" and currency in held:
                 return success(self.balance_data(Balance(*key, digits=held[currency], minor=0)))

@@ -12,7 +12,7 @@ import gzip
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,6 +58,7 @@ class Answer:
     data: Any = None  # the success payload (an object); ignored on failure
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
+    settle: Callable[[], None] | None = None  # fault lost-cancel-answer-refunds-again: deferred bookkeeping
 
     @property
     def ok(self) -> bool:
