@@ -233,10 +233,12 @@ def _auto_open(wallet):
     data = reply.json["data"]
     execute = wallet.execute("1.00", account=("W-1001", "86000001", "GBP"))
     stranger = wallet.balance(("W-0", "0", "GBP"))
+    not_iso = [wallet.balance(("W-1001", "86000001", code)) for code in ("usd", "XYZ")]  # CUR-002: ISO only
     return (
         _camel(data) == {"userName": "86000001", "currency": "GBP", "amount": "0.00", "amountDigits": 2}
         and _is(execute, "INSUFFICIENT_FUNDS")
         and _is(stranger, "ACCOUNT_NOT_FOUND")
+        and all(_is(reply, "ACCOUNT_NOT_FOUND") for reply in not_iso)
     )
 
 

@@ -40,7 +40,7 @@ from conformance.reference.validation import (
     readable_request_unique_no,
     validate_body,
 )
-from conformance.reference.variants import SLOW_EXECUTES, SLOW_RANGE
+from conformance.reference.variants import ON_DEMAND_DIGITS, SLOW_EXECUTES, SLOW_RANGE, openable_currency
 
 PATHS = {
     BALANCE: "/get-user-amount",
@@ -53,9 +53,6 @@ LOST_ANSWER_SECONDS = 0.3  # fault lost-cancel-answer-refunds-again: between the
 LATE_SECONDS = 3.3  # fault late-execute-applies-after-cancel: the slow downstream call before the commit
 SERIAL_SECONDS = 0.5  # fault serialised-slow-executes: the synchronous downstream call under one lock
 SLOW_SEED = 20261201  # variant slow-but-in-time: the jitter is the same in every run
-# variant auto-open-accounts: decimals of an account opened on demand (ISO 4217 minor units; others 2)
-ON_DEMAND_DIGITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3,
-                    "JOD": 3, "TND": 3, "USDT": 6}
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +250,7 @@ class Wallet:
         found = self.ledger.balance(key)
         currency = key[2]
         if found is None:
-            if "auto-open-accounts" in self.variants and self.ledger.known_user(key):
+            if "auto-open-accounts" in self.variants and openable_currency(currency) and self.ledger.known_user(key):
                 digits = ON_DEMAND_DIGITS.get(currency, 2)
                 return success(self.balance_data(Balance(*key, digits=digits, minor=0)))
             if self.fault == "balance-other-currency":

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.reference.accounts import MAX_MINOR, Account
+from conformance.reference.variants import openable_currency
 
 SUCCESS = "0"
 MESSAGES = {
@@ -351,7 +352,7 @@ class Ledger:
         if account is None:
             if self.fault == "unknown-account-execute-accepted":
                 return remember(SUCCESS)
-            if "auto-open-accounts" in self.variants and self._known_user(conn, key):
+            if "auto-open-accounts" in self.variants and openable_currency(key[2]) and self._known_user(conn, key):
                 return remember("INSUFFICIENT_FUNDS")  # the on-demand account holds nothing yet
             return remember("ACCOUNT_NOT_FOUND")
         found = (account.third_server_code, account.user_name, account.currency)

@@ -15,6 +15,7 @@ Like a fault, a variant is a small branch in the normal code path.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -63,8 +64,8 @@ _CATALOGUE = (
             "Balance data in snake_case (user_name, amount_digits), as in the docs' example."),
     Variant("auto-open-accounts", "D18-unknown-currency-for-known-user",
             "A balance query for a known user (thirdServerCode and userName held) in a currency the wallet "
-            "holds no account in answers success, amount 0 for exactly that user and currency; executes to "
-            "such an account are refused for lack of funds (INSUFFICIENT_FUNDS)."),
+            "holds no account in, an ISO 4217 code (or USDT), answers success, amount 0 for exactly that user "
+            "and currency; executes to such an account are refused for lack of funds (INSUFFICIENT_FUNDS)."),
     # ------------------------------------------------------------ request reading (D10, D12, D17, D19)
     Variant("null-optional-accepted", "D12-null-optional",
             "null in an optional field (metadata, cancel orderId) is read as absent (Jackson, Pydantic "
@@ -118,6 +119,21 @@ FRESHNESS_MS = 5 * 60 * 1000
 MAX_ID_LENGTH = 64
 SLOW_EXECUTES = 5  # slow-but-in-time: only the first executes are slow
 SLOW_RANGE = (1.5, 2.5)
+# auto-open-accounts: decimals of an account opened on demand (ISO 4217 minor units; others 2)
+ON_DEMAND_DIGITS = {"JPY": 0, "KRW": 0, "VND": 0, "CLP": 0, "ISK": 0, "BHD": 3, "KWD": 3, "OMR": 3,
+                    "JOD": 3, "TND": 3, "USDT": 6}
+
+
+@functools.cache
+def _iso_currencies() -> frozenset[str]:
+    import pycountry
+
+    return frozenset(currency.alpha_3 for currency in pycountry.currencies)
+
+
+def openable_currency(currency: str) -> bool:
+    """auto-open-accounts: an account is opened on demand only in an ISO 4217 currency (or USDT)."""
+    return currency in ON_DEMAND_DIGITS or currency in _iso_currencies()
 
 
 def check_variants(names: Iterable[str] | str | None) -> frozenset[str]:
