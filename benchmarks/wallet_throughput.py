@@ -147,6 +147,7 @@ class _StdlibBalance(BaseHTTPRequestHandler):
     """The same envelope the wallet answers to a balance query, from the stdlib's threading server."""
 
     protocol_version = "HTTP/1.1"  # keep-alive, like the wallet
+    disable_nagle_algorithm = True  # TCP_NODELAY, like the wallet (else headers and body wait for a delayed ACK)
 
     def do_POST(self) -> None:
         started = time.perf_counter()
@@ -171,9 +172,15 @@ class _StdlibBalance(BaseHTTPRequestHandler):
         pass
 
 
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: object, client_address: object) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # wrk drops its connections at the end
+            super().handle_error(request, client_address)
+
+
 def serve_stdlib() -> None:
     """``--stdlib-server``: serve the stdlib baseline on a free port until killed."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _StdlibBalance)
+    server = _QuietServer(("127.0.0.1", 0), _StdlibBalance)
     server.daemon_threads = True
     print(f"listening on http://127.0.0.1:{server.server_address[1]}/api/cats-gateway", flush=True)
     server.serve_forever()
