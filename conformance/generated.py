@@ -23,7 +23,6 @@ from conformance.profile import Profile
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 MODES = ("positive", "negative")
-MONEY_OPERATIONS = ("executeAdjustment", "cancelAdjustment")
 MAX_FAILURES_KEPT = 20
 
 
@@ -120,7 +119,7 @@ def run_scenario(
 ) -> ScenarioResult:
     """Run one phase for one operation and mode; every response is judged and journaled (through ``run``)."""
     result = ScenarioResult(phase=phase, operation=operation, mode=mode)
-    if not profile.money_allowed and (operation in MONEY_OPERATIONS or phase == "stateful"):
+    if not profile.money_allowed and (operation in contract.load().rules.money_operations or phase == "stateful"):
         result.skipped = "money movement is not allowed for this target (execute and cancel are not called)"
         return result
     schema = schemathesis.openapi.from_path(_spec_path(), config=build_config(profile, phase, mode))

@@ -88,7 +88,6 @@ _local = threading.local()
 
 
 # ------------------------------------------------------------------------- hooks
-MONEY_PATHS = ("/external-system-credit-limit-adjustment", "/cancel-external-system-credit-limit-adjustment")
 ALLOW_MONEY_ENV = "CONFORMANCE_ALLOW_MONEY_MOVEMENT"
 
 
@@ -102,7 +101,8 @@ def _guard_bare_money_call(case) -> None:
     ``conformance run`` gates money by its profile and compensates every adjustment; a bare ``st run``
     has neither, so it may only move money on the local reference wallet, or where the operator says so.
     """
-    if case.operation.path not in MONEY_PATHS:
+    operation = contract.load().operation_for_path(case.operation.path)
+    if operation is None or not operation.moves_money:
         return
     if os.environ.get(ALLOW_MONEY_ENV, "").strip().lower() in ("1", "true", "yes"):
         return
@@ -130,8 +130,9 @@ def before_call(context, case, kwargs):
         if "trace" not in keep:
             case.headers["trace"] = f"conformance-{uuid.uuid4().hex}"
         has_timestamp = any(name.lower() == "timestamp" for name in case.headers)
-        is_cancel = case.operation.path == "/cancel-external-system-credit-limit-adjustment"
-        if "timestamp" not in keep and (has_timestamp or not is_cancel):
+        documented = contract.load().operation_for_path(case.operation.path)
+        required = documented is not None and "timestamp" in documented.required_headers
+        if "timestamp" not in keep and (has_timestamp or required):
             case.headers["timestamp"] = str(int(time.time() * 1000))
         if run is not None and "companyid" not in keep:
             case.headers["companyId"] = str(run.company_id)
