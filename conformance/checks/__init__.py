@@ -225,6 +225,7 @@ def _load_all() -> None:
     # Importing the rule modules registers their checks.
     from conformance.checks import (  # noqa: F401
         conversation,
+        delivery,
         envelope,
         headers,
         money,
