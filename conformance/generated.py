@@ -116,8 +116,10 @@ def _spec_path() -> str:
     return str(contract.load().spec_path)
 
 
-def run_scenario(profile: Profile, phase: str, operation: str | None, mode: str) -> ScenarioResult:
-    """Run one phase for one operation and mode; every response is judged and journaled."""
+def run_scenario(
+    profile: Profile, phase: str, operation: str | None, mode: str, run: schemathesis_hooks.GeneratedRun | None = None
+) -> ScenarioResult:
+    """Run one phase for one operation and mode; every response is judged and journaled (through ``run``)."""
     result = ScenarioResult(phase=phase, operation=operation, mode=mode)
     if not profile.money_allowed and (operation in MONEY_OPERATIONS or phase == "stateful"):
         result.skipped = "money movement is not allowed for this target (execute and cancel are not called)"
@@ -125,10 +127,11 @@ def run_scenario(profile: Profile, phase: str, operation: str | None, mode: str)
     schema = schemathesis.openapi.from_path(_spec_path(), config=build_config(profile, phase, mode))
     if operation is not None:
         schema = schema.include(operation_id=operation)
-    active = schemathesis_hooks.ACTIVE
-    if active is not None:
-        active.phase = phase
-    journal = active.journal if active is not None else None
+    journal = None
+    if run is not None:
+        run.phase = phase
+        schemathesis_hooks.attach(schema, run)
+        journal = run.journal
     for event in _QuietEngine(schema=schema).execute():
         if isinstance(event, events.ScenarioFinished):
             _collect(result, event, journal)
@@ -152,7 +155,7 @@ def _collect(result: ScenarioResult, event: events.ScenarioFinished, journal) ->
                 continue
             failure = check.failure_info.failure
             if isinstance(failure, schemathesis_hooks.ConformanceFailure):
-                requirement = failure.title.split(" ", 1)[0]
+                requirement = failure.requirement
                 result.failures.append(
                     {"requirement": requirement, "check": check.name, "title": failure.title,
                      "message": failure.message, "curl": curl}
