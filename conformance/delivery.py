@@ -146,15 +146,13 @@ Send = Callable[[str, Any], Exchange]
 
 def execute_deadline_s(source: contract.Contract | None = None) -> float:
     """The execute deadline the contract gives (``x-timeout-ms`` on executeAdjustment), in seconds."""
-    spec = (source or contract.load()).spec
-    for item in spec["paths"].values():
-        for operation in item.values():
-            if isinstance(operation, dict) and operation.get("operationId") == EXECUTE:
-                value = operation.get(DEADLINE_KEY)
-                if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
-                    raise ValueError(f"the contract gives no positive {DEADLINE_KEY} on {EXECUTE}")
-                return value / 1000
-    raise ValueError(f"the contract has no {EXECUTE} operation")
+    operation = (source or contract.load()).operations.get(EXECUTE)
+    if operation is None:
+        raise ValueError(f"the contract has no {EXECUTE} operation")
+    value = operation.timeout_ms
+    if not isinstance(value, int | float) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"the contract gives no positive {DEADLINE_KEY} on {EXECUTE}")
+    return value / 1000
 
 
 def classify_execute(exchange: Exchange, deadline_s: float) -> tuple[Event, str]:

@@ -306,15 +306,9 @@ def test_policy_refuses_nonsense(kwargs):
 
 def _contract_with_deadline(value):
     loaded = contract.load()
-    spec = copy.deepcopy(loaded.spec)
-    for item in spec["paths"].values():
-        for operation in item.values():
-            if operation.get("operationId") == EXECUTE:
-                if value is None:
-                    operation.pop(delivery.DEADLINE_KEY, None)
-                else:
-                    operation[delivery.DEADLINE_KEY] = value
-    return replace(loaded, spec=spec)
+    operations = dict(loaded.operations)
+    operations[EXECUTE] = replace(operations[EXECUTE], timeout_ms=value)
+    return replace(loaded, operations=operations)
 
 
 def test_execute_deadline_is_read_from_the_contract():

@@ -11,7 +11,7 @@ legal reading passes.
 
 :func:`judge` runs one check and returns a typed :class:`~conformance.checks.Outcome`: UNANSWERED
 when a call the check needs got no answer (parts named ``lost_*`` were dropped on purpose and never
-count), otherwise passed / violated / not applicable from the check's result.
+count), otherwise passed / violated / not_applicable from the check's result.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from typing import Any
 
 from conformance import delivery
 from conformance.checks import NA, Context, Outcome, Status, check, judgement
+from conformance.checks.answers import describe
 from conformance.checks.conversation import signed_effect
 from conformance.checks.money import balance_amount
-from conformance.checks.validation import describe
 from conformance.exchange import Exchange
 
 Part = Exchange | Sequence[Exchange] | None
@@ -39,8 +39,8 @@ def _flatten(value: Part) -> list[Exchange]:
     return [e for e in value if e is not None]
 
 
-def judge(func: Callable, ctx: Context, **parts: Part) -> Outcome | None:
-    """Run one delivery check on a scenario's parts; None when it does not apply."""
+def judge(func: Callable, ctx: Context, **parts: Part) -> Outcome:
+    """Run one delivery check on a scenario's parts (NOT_APPLICABLE when the rule does not apply)."""
     item = func.check  # type: ignore[attr-defined]
     if item.kind != "conversation":
         raise ValueError(f"{item.name} is not a conversation check")
@@ -54,9 +54,7 @@ def judge(func: Callable, ctx: Context, **parts: Part) -> Outcome | None:
         return Outcome(item.requirement, item.name, Status.UNANSWERED,
                        f"could not be judged: {first.operation} got no answer ({first.error})", ids)
     result = func(ctx=ctx, **parts)
-    if result is NA:
-        return None
-    return Outcome(item.requirement, item.name, judgement(result), result, ids)
+    return Outcome(item.requirement, item.name, judgement(result), None if result is NA else result, ids)
 
 
 # ------------------------------------------------------------------ money

@@ -13,6 +13,7 @@ seen by the money ledger) and adds what the platform does and the plain client d
 
 from __future__ import annotations
 
+import contextvars
 import json
 import select
 import socket
@@ -98,7 +99,7 @@ class Platform:
         The cut-off view (no response, a timed-out error) is what the platform decides on; it is not
         journaled. The real call goes on and is journaled when it ends (see :meth:`finish_late`).
         """
-        future = self._calls.submit(self.call, EXECUTE, body, origin)
+        future = self._calls.submit(contextvars.copy_context().run, self.call, EXECUTE, body, origin)
         try:
             return future.result(timeout=self.deadline_s)
         except FutureTimeout:
@@ -133,7 +134,8 @@ class Platform:
     def lose_answer(self, operation: str, body: Any, origin: str) -> Exchange:
         """Send the call whole, wait until the answer begins (at most the deadline), close without reading it.
 
-        Journaled (the money ledger treats it as an adjustment of unknown outcome until it is settled).
+        Journaled but not judged: the answer was discarded unread, so there is nothing to judge; the
+        money ledger still treats it as an adjustment of unknown outcome until it is settled.
         """
         client = self.client
         headers = list(client.documented_headers(operation)) + list(client.profile.headers)
@@ -146,7 +148,7 @@ class Platform:
         exchange = Exchange(request=request, response=None, operation=operation, origin=origin, error=error,
                             started_at=started)
         if client.journal is not None:
-            client.journal.record(exchange)
+            client.journal.record(exchange, judge=False)
         return exchange
 
     # ------------------------------------------------------------- parallel
@@ -163,7 +165,9 @@ class Platform:
             return work(item)
 
         with ThreadPoolExecutor(max_workers=width, thread_name_prefix="delivery-order") as pool:
-            return list(pool.map(started, items))
+            # each order runs in a copy of the caller's context: its outcomes are stamped with the caller's test
+            futures = [pool.submit(contextvars.copy_context().run, started, item) for item in items]
+            return [future.result() for future in futures]
 
 
 class _StartingGate:

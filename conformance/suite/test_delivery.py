@@ -19,6 +19,7 @@ from conformance.checks.delivery import judge
 from conformance.simulator import LONG_RETRY_WINDOWS, Platform, Simulation
 from conformance.simulator.report import ScenarioLog
 from conformance.simulator.scenarios import REQUIREMENTS, SCENARIOS, load_levels
+from conformance.suite.plugin import Judged
 from conformance.transport import Client
 
 pytestmark = pytest.mark.usefixtures("money")
@@ -56,24 +57,22 @@ def scenario_log(profile, journal, simulation):
 @pytest.mark.parametrize(
     "play", [pytest.param(name, marks=pytest.mark.requirement(*REQUIREMENTS[name]), id=name) for name in SCENARIOS]
 )
-def test_delivery(play, simulation, scenario_log, journal, ctx, origin):
+def test_delivery(play, simulation, scenario_log, journal, ctx):
     failures, unjudged, judged = [], [], 0
     for story in SCENARIOS[play](simulation):
         outcome = judge(story.check, ctx, **story.parts)
-        record = story.record()
-        if outcome is None:
-            record |= {"outcome": Status.NOT_APPLICABLE.value, "message": None}
-            unjudged.append(f"{story.scenario}: {story.note or 'the wallet answer made the rule inapplicable'}")
-            scenario_log.add(record)
-            continue
-        outcome = journal.add(outcome.with_origin(origin))
-        record |= {"outcome": outcome.status.value, "message": outcome.message}
-        scenario_log.add(record)
-        judged += 1
+        if outcome.status is Status.NOT_APPLICABLE:
+            outcome = replace(outcome, message=f"{story.scenario}: {story.note or 'the rule did not apply'}")
+            unjudged.append(outcome.message)
+        else:
+            judged += 1
+        outcome = journal.add(outcome)
+        scenario_log.add(story.record() | {"outcome": outcome.status.value, "message": outcome.message})
         if outcome.status is Status.VIOLATED:
             failures.append(f"{outcome.requirement} violated: [{outcome.check}] {story.scenario}: {outcome.message}")
         elif outcome.status is Status.UNANSWERED:
             failures.append(f"{outcome.requirement}: {story.scenario}: {outcome.message}")
-    assert not failures, "\n".join(failures)
+    if failures:
+        raise Judged("\n".join(failures))
     if not judged:
         pytest.skip("not judged: " + "; ".join(unjudged))
