@@ -164,20 +164,29 @@ def lost_cancel_answer_retried_refunds_once(
 # ------------------------------------------------------------------ DLV-003
 @check("DLV-003", kind="conversation")
 def replays_spread_over_time_move_nothing(
-    *, settled: Exchange, replays: Sequence[Exchange], after: Exchange, execute: Exchange,
-    cancel: Exchange, ctx: Context,
+    *, execute: Exchange, cancel: Exchange, settled: Exchange, replays: Sequence[Exchange],
+    balances: Sequence[Exchange], ctx: Context,
 ):
-    """Replays of an execute and its cancel, spread over the retry window, move no money."""
-    if not execute.succeeded or not cancel.succeeded or not replays:
+    """Replays of an execute and its cancel, spread over the retry window, move no money.
+
+    ``balances[i]`` is the balance read right after ``replays[i]``: a replayed execute applied again and a
+    replayed cancel refunding again would cancel out over a pair, so each replay is judged on its own.
+    """
+    if not execute.succeeded or not cancel.succeeded or not replays or len(balances) != len(replays):
         return NA  # the conversation to replay did not happen (EXE-002 / CAN-003 judge why)
-    start, end = balance_amount(settled), balance_amount(after)
-    if start is None or end is None:
+    start = balance_amount(settled)
+    if start is None:
         return NA
-    if start == end:
-        return None
-    spread = max(r.started_at for r in replays) - min(r.started_at for r in (execute, cancel))
-    return (f"{len(replays)} replays spread over {spread:.1f} s moved money: balance went from {start} to {end} "
-            f"(codes {[r.code for r in replays]})")
+    problems = []
+    for replay, balance in zip(replays, balances, strict=True):
+        end = balance_amount(balance)
+        if end is not None and end != start:
+            after_s = replay.started_at - execute.started_at
+            what = "execute" if replay.operation == delivery.EXECUTE else "cancel"
+            problems.append(f"the {what} replayed {after_s:.1f} s after the execute (answered {replay.code!r}) "
+                            f"left the balance at {end}, not {start}")
+            break  # later replays start from a moved balance: the first one that moved money is the finding
+    return "; ".join(problems) or None
 
 
 # ------------------------------------------------------------------ DLV-004

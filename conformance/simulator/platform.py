@@ -39,6 +39,7 @@ R = TypeVar("R")
 
 CUT_OFF_ERROR = "timed out: no answer within {deadline:g} s (the platform cut the execute off)"
 DROPPED_ERROR = "answer lost on purpose: the simulator closed the connection once the wallet began to answer"
+CLOSED_ERROR = "answer lost on purpose: the simulator closed the connection right after sending"
 UNSTARTED_ERROR = "no answer began within {wait:g} s; the simulator closed the connection"
 
 
@@ -131,8 +132,12 @@ class Platform:
     def reverse(self, cancel_body: Any, origin: str, *, placed: bool = False) -> SettleResult:
         return delivery.reverse_order(cancel_body, self.sender(origin), self.policy, self.clock, placed=placed)
 
-    def lose_answer(self, operation: str, body: Any, origin: str) -> Exchange:
-        """Send the call whole, wait until the answer begins (at most the deadline), close without reading it.
+    def lose_answer(self, operation: str, body: Any, origin: str, *, wallet_done: bool = True) -> Exchange:
+        """Send the call whole and close the connection without reading the answer.
+
+        ``wallet_done``: first wait (at most the deadline) until the answer begins, so the wallet has
+        done its work and only the answer is lost; otherwise close at once (the platform gave up before
+        the wallet answered: whatever the wallet does after that, it does for a client that has gone).
 
         Journaled but not judged: the answer was discarded unread, so there is nothing to judge; the
         money ledger still treats it as an adjustment of unknown outcome until it is settled.
@@ -142,11 +147,15 @@ class Platform:
         payload = json.dumps(body).encode()
         headers.append(("Content-Type", "application/json"))
         request = Request("POST", client.url(operation), tuple(headers), payload)
+        money = getattr(client, "money", None)  # the run's write-ahead money journal, when the client has one
+        seq = money.admit(operation, body, origin) if money is not None else None
         client.limiter.wait()
         started = time.time()
-        error = _send_and_drop(request, client.profile, wait_s=self.deadline_s)
+        error = _send_and_drop(request, client.profile, wait_s=self.deadline_s if wallet_done else 0.0)
         exchange = Exchange(request=request, response=None, operation=operation, origin=origin, error=error,
                             started_at=started)
+        if money is not None:
+            money.outcome(seq, exchange)
         if client.journal is not None:
             client.journal.record(exchange, judge=False)
         return exchange
@@ -211,6 +220,8 @@ def _send_and_drop(request: Request, profile, *, wait_s: float) -> str:
                 context.verify_mode = ssl.CERT_NONE
             sock = context.wrap_socket(sock, server_hostname=parts.hostname)
         sock.sendall(raw)
+        if not wait_s:
+            return CLOSED_ERROR
         readable, _, _ = select.select([sock], [], [], wait_s)
         return DROPPED_ERROR if readable else UNSTARTED_ERROR.format(wait=wait_s)
     except (OSError, ssl.SSLError) as error:
