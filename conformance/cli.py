@@ -47,7 +47,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--insecure", action="store_const", const=False, dest="verify_tls", default=None,
         help="do not verify TLS certificates")
     add("--ca-bundle", help="a CA bundle to verify the target's TLS certificate")
-    add("--phases", help="comma-separated: examples,coverage,fuzzing,stateful,handwritten (default all)")
+    add("--phases", help="comma-separated: examples,coverage,fuzzing,stateful,handwritten,delivery (default all)")
+    add("--concurrency", type=int, help="delivery phase: orders in flight at once (default 8, at most 64)")
+    add("--delivery-rate-limit", type=float,
+        help="delivery phase: max requests per second (default: as --rate-limit; 0 = none)")
+    add("--retry-window", type=float,
+        help="delivery phase: seconds over which replays are spread (default 2.5, at most 60)")
+    add("--long-retry-windows", action="store_const", const=True, default=None,
+        help="delivery phase: also replay after 30 s and 120 s (adds about 2 minutes to the run)")
     add("--compare", metavar="PREVIOUS_SUMMARY", help="a previous summary.json: list regressions and recoveries")
     add("--history", metavar="PREVIOUS_REPORT_DIR", help="a previous report dir whose Allure history to carry over")
     add("--signing-key", help="an Ed25519 private key (PEM) to sign the evidence bundle")
@@ -76,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _profile_values(args: argparse.Namespace) -> dict[str, Any]:
     names = ("base_url", "company_id", "accounts", "headers", "allow_money_movement", "config", "report_dir",
              "seed", "max_examples", "keys", "currency_allowlist", "timeout", "rate_limit", "verify_tls",
-             "ca_bundle", "phases", "compare", "history", "signing_key", "html")
+             "ca_bundle", "phases", "compare", "history", "signing_key", "html", "concurrency",
+             "delivery_rate_limit", "retry_window", "long_retry_windows")
     return {name: getattr(args, name, None) for name in names}
 
 

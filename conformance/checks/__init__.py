@@ -262,6 +262,7 @@ def _load_all() -> None:
     # Importing the rule modules registers their checks.
     from conformance.checks import (  # noqa: F401
         conversation,
+        delivery,
         envelope,
         headers,
         money,
