@@ -117,6 +117,7 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
         state.generated = schemathesis_hooks.GeneratedRun(
             journal=journal, company_id=live.company_id, accounts=tuple(a.key for a in live.accounts),
             account_digits=digits, money_allowed=live.money_allowed, client_timeout_s=live.timeout,
+            number_prefix=f"cf-{run_id}-g",
         )
         plugin = SuitePlugin(state, progress=say)
         pytest_exit = None

@@ -66,8 +66,9 @@ class GeneratedRun:
     account_digits: dict[tuple[str, str, str], int] = field(default_factory=dict)
     money_allowed: bool = True
     client_timeout_s: float = 10.0
+    number_prefix: str = "conformance"  # every generated execute/cancel number starts with it (run-scoped)
     phase: str = ""
-    numbers: set[tuple[str, str]] = field(default_factory=set)  # (operation, requestUniqueNo) sent so far
+    numbers: set[str] = field(default_factory=set)  # requestUniqueNo values sent so far (one namespace)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -142,6 +143,7 @@ def before_call(context, case, kwargs):
         if body_negative:
             _aim_negative_body(run, case.body, case.operation.path)
         else:
+            _plausible(case.body, case.operation.path)
             _use_profile_account(run, case.body)
             _unique_number(run, case.body, case.operation.path)
     _local.sent_at = time.perf_counter()  # the deadline is measured from here to the last byte of the answer
@@ -161,13 +163,14 @@ ACCOUNT_FIELDS = ("thirdServerCode", "userName", "currency")
 
 
 def _unique_number(run: GeneratedRun, body: dict, path: str) -> None:
-    """Keep every judged execute's and cancel's requestUniqueNo unique in the run, negative ones included.
+    """Give every judged execute and cancel a requestUniqueNo of this run that no request has used yet.
 
-    Generation repeats numbers ("", the spec's example, a trace linked into two cancels); a repeat is a
-    replay to the wallet, which rightly answers the first answer again (idempotence, not acceptance), and
-    two executes under one number cannot be told apart by the money ledger. A repeated or empty number is
-    replaced; a fresh one is kept (the stateful links refer to it). The operation comes from the path, not
-    from the body: a negative execute without operationType is still an execute.
+    Generation repeats numbers ("", the spec's example, a number linked into two cancels), and the spec's
+    example numbers are the same in every run: a repeat is a replay to the wallet, which rightly answers the
+    first answer again (idempotence, not acceptance), and two executes under one number cannot be told apart
+    by the money ledger. Executes and cancels share one namespace (a wallet may keep one). A number already
+    in this run's namespace and not sent yet is kept (a stateful step made it); any other is replaced. The
+    operation comes from the path, not from the body: a negative execute without operationType is still one.
     """
     operation = contract.load().operation_for_path(path)
     if operation is None or not operation.moves_money:
@@ -175,9 +178,34 @@ def _unique_number(run: GeneratedRun, body: dict, path: str) -> None:
     number = body.get("requestUniqueNo")
     limit = operation.max_lengths.get("requestUniqueNo", 48)
     with run.lock:
-        if not isinstance(number, str) or not number.strip() or (operation.operation_id, number) in run.numbers:
-            number = body["requestUniqueNo"] = f"conformance-{uuid.uuid4().hex}"[:limit]
-        run.numbers.add((operation.operation_id, number))
+        fresh = isinstance(number, str) and number.startswith(run.number_prefix) and number not in run.numbers
+        if not fresh:
+            number = body["requestUniqueNo"] = f"{run.number_prefix}-{uuid.uuid4().hex}"[:limit]
+        run.numbers.add(number)
+
+
+def _plausible(body: dict, path: str) -> None:
+    """A positive body as a business probe sends it (spec decision D19): documented fields only, no null,
+    an ip that is an address, metadata that is JSON text. A correct wallet may refuse anything else."""
+    import ipaddress
+    import json
+
+    operation = contract.load().operation_for_path(path)
+    if operation is None:
+        return
+    documented = set(operation.request_schema.get("properties", {}))
+    for name in [name for name, value in body.items() if name not in documented or value is None]:
+        del body[name]
+    if "ip" in body:
+        try:
+            ipaddress.ip_address(str(body["ip"]))
+        except ValueError:
+            body["ip"] = "203.0.113.7"
+    if isinstance(body.get("metadata"), str):
+        try:
+            json.loads(body["metadata"])
+        except ValueError:
+            body["metadata"] = json.dumps({"note": body["metadata"][:40]})[: operation.max_lengths.get("metadata", 200)]
 
 
 def _fresh_times(body: dict, path: str, *, keep_broken: bool) -> None:
