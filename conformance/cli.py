@@ -8,6 +8,10 @@ Exit codes (also in the README):
   3  the target could not be reached (DNS, refused, TLS, timeout, not HTTP/JSON) before testing
   4  incomplete: nothing failed, but some MUST requirements were not judged (e.g. money movement not allowed)
   5  internal error of the suite itself
+  130/143  stopped by SIGINT/SIGTERM: new traffic stopped, money settled, reports written
+           (a second signal exits at once with the same code and prints the `conformance settle` command)
+
+`conformance settle REPORT_DIR`: 0 nothing outstanding, 2 usage error, 4 adjustments still outstanding.
 """
 
 from __future__ import annotations
@@ -61,6 +65,34 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-html", action="store_const", const=False, dest="html", default=None,
         help="do not render report.html even when the Allure command line is available")
     add("--verbose", action="store_true", help="show tracebacks of failing tests")
+    _money_arguments(parser)
+    add("--max-duration", type=float, help="seconds for the whole run; then stop, settle, report (exit 4)")
+    add("--max-outstanding", type=int, help="adjustments open at once; reaching it settles first (default 20)")
+    add("--max-executes", type=int, help="executes per run (default 2000 for external targets; 0 = no bound)")
+    add("--max-execute-amount", help="largest |amount| of one execute (default 100 for external targets; 0 = none)")
+    add("--max-body-bytes", type=int, help="bytes read, decompressed and kept per response (default 1048576)")
+    add("--overwrite", action="store_const", const=True, default=None,
+        help="reuse a report dir that holds an earlier run (set aside until the target is reached)")
+
+
+def _money_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags ``run`` and ``settle`` share (settle takes the same secrets and bounds as the run)."""
+    parser.add_argument("--settle-timeout", type=float, help="seconds for settling outstanding money (default 120)")
+
+
+def _settle_arguments(parser: argparse.ArgumentParser) -> None:
+    add = parser.add_argument
+    add("report_dir", help="the report dir of a run (holds money-journal.jsonl)")
+    add("--base-url", help="the wallet's base URL (default: the one the journal names)")
+    add("--company-id", type=int, help="companyId header value (default: the run's)")
+    add("--header", action="append", dest="headers", metavar="'NAME: VALUE'",
+        help="an extra header on every request (the run's secrets; never stored)")
+    add("--config", help="a TOML profile (for headers, TLS, timeout)")
+    add("--timeout", type=float, help="bound of one whole exchange in seconds (default 10)")
+    add("--insecure", action="store_const", const=False, dest="verify_tls", default=None,
+        help="do not verify TLS certificates")
+    add("--ca-bundle", help="a CA bundle to verify the target's TLS certificate")
+    _money_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -77,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", help="an evidence-*.zip written by a run")
     verify.add_argument("--public-key", help="the Ed25519 public key (PEM) the bundle must be signed with")
     commands.add_parser("requirements", help="list the requirement catalogue")
+    _settle_arguments(commands.add_parser(
+        "settle", help="cancel every adjustment a run left applied or unknown (reads its money journal)"))
     return parser
 
 
@@ -84,7 +118,8 @@ def _profile_values(args: argparse.Namespace) -> dict[str, Any]:
     names = ("base_url", "company_id", "accounts", "headers", "allow_money_movement", "config", "report_dir",
              "seed", "max_examples", "keys", "currency_allowlist", "timeout", "rate_limit", "verify_tls",
              "ca_bundle", "phases", "compare", "history", "signing_key", "html", "concurrency",
-             "delivery_rate_limit", "retry_window", "long_retry_windows")
+             "delivery_rate_limit", "retry_window", "long_retry_windows", "settle_timeout", "max_duration",
+             "max_outstanding", "max_executes", "max_execute_amount", "max_body_bytes", "overwrite")
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -96,7 +131,7 @@ def command_run(args: argparse.Namespace) -> int:
     from conformance import profile as profiles
     from conformance import reporting
     from conformance.preflight import SetupError, TargetUnreachable
-    from conformance.run import execute
+    from conformance.run import ReportDirInUse, execute
 
     try:
         profile = profiles.build(_profile_values(args))
@@ -111,6 +146,9 @@ def command_run(args: argparse.Namespace) -> int:
     except TargetUnreachable as error:
         print(f"conformance: target unreachable: {error}", file=sys.stderr)
         return 3
+    except ReportDirInUse as error:
+        print(f"conformance: report dir: {error}", file=sys.stderr)
+        return 2
     reporting.finish(result, profile, say=_say)
     return result.exit_code
 
@@ -140,6 +178,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reference_cli.run(args)
         if args.command == "verify":
             return command_verify(args)
+        if args.command == "settle":
+            from conformance import settle
+
+            names = ("base_url", "company_id", "headers", "config", "timeout", "verify_tls", "ca_bundle",
+                     "settle_timeout")
+            return settle.command(args.report_dir, {n: getattr(args, n, None) for n in names}, say=_say,
+                                  err=lambda line: print(line, file=sys.stderr))
         return command_requirements(args)
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)

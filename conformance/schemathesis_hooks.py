@@ -67,9 +67,11 @@ class GeneratedRun:
     money_allowed: bool = True
     client_timeout_s: float = 10.0
     number_prefix: str = "conformance"  # every generated execute/cancel number starts with it (run-scoped)
+    gate: Any = None  # run.MoneyGate: journals each execute/cancel before it is sent, stops traffic on a signal
     phase: str = ""
     numbers: set[str] = field(default_factory=set)  # requestUniqueNo values sent so far (one namespace)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: Any = None  # conformance.transport.GeneratedGate: stop check, write-ahead money journal, bounded reads
 
 
 _ATTRIBUTE = "conformance_run"
@@ -146,6 +148,8 @@ def before_call(context, case, kwargs):
             _plausible(case.body, case.operation.path)
             _use_profile_account(run, case.body)
             _unique_number(run, case.body, case.operation.path)
+    if run is not None and run.gate is not None:
+        run.gate.before(case, kwargs)  # last: the body journaled is the body sent
     _local.sent_at = time.perf_counter()  # the deadline is measured from here to the last byte of the answer
 
 
@@ -279,6 +283,8 @@ def _use_profile_account(run: GeneratedRun, body: dict, *, align_amount: bool = 
 def after_call(context, case, response):
     run = run_of(case)
     exchange = to_exchange(case, response)
+    if run is not None and run.gate is not None:
+        run.gate.after(case, exchange)
     outcomes = run.journal.record(exchange) if run is not None else judge_exchange(exchange, _DEFAULT_CONTEXT)
     _local.last = (id(response), exchange, outcomes)
 
@@ -294,10 +300,11 @@ def after_network_error(context, case, request):
     # Schemathesis does not say whether its client gave up or the connection failed: when the client's
     # timeout is below the deadline, the call is taken as given up early (it proves nothing about the deadline).
     waited = timeout_ms if timeout_ms < contract.load().rules.execute_deadline_ms else None
-    run.journal.record(_exchange(
-        case, request, None, error="no answer (the connection failed, or the client's timeout expired)",
-        waited_ms=waited,
-    ))
+    error = "no answer (the connection failed, or the client's timeout expired)"
+    exchange = _exchange(case, request, None, error=error, waited_ms=waited)
+    if run.gate is not None:
+        run.gate.after(case, exchange)
+    run.journal.record(exchange)
 
 
 def to_exchange(case, response) -> Exchange:
@@ -307,7 +314,8 @@ def to_exchange(case, response) -> Exchange:
     body = response.content or b""
     sent_at = getattr(_local, "sent_at", None)
     elapsed = (time.perf_counter() - sent_at) * 1000 if sent_at is not None else response.elapsed * 1000
-    reply = Response(status=response.status_code, headers=headers, body=body, elapsed_ms=max(elapsed, 0.0))
+    reply = Response(status=response.status_code, headers=headers, body=body, elapsed_ms=max(elapsed, 0.0),
+                     truncated=getattr(response.request, "conformance_truncated", None))
     return _exchange(case, response.request, reply)
 
 
