@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,13 +72,11 @@ def _execute_outcome(exchange: Exchange) -> str:
 
 
 class Ledger:
-    """Keeps the money story of the run; with a ``judge``, also judges each first cancel against its execute."""
+    """Keeps the money story of the run (it judges nothing: see :mod:`conformance.conversations`)."""
 
-    def __init__(self, judge: Callable[..., Any] | None = None, money: Any | None = None) -> None:
+    def __init__(self, money: Any | None = None) -> None:
         self.money = money  # conformance.money_journal.MoneyJournal: the durable record; summary() derives from it
         self.entries: dict[str, Entry] = {}
-        self.executes: dict[str, Exchange] = {}  # first execute exchange per requestUniqueNo
-        self.judge = judge
         self._lock = threading.Lock()
 
     def observe(self, exchange: Exchange) -> None:
@@ -105,7 +102,6 @@ class Ledger:
             elif outcome == "applied" or (outcome == "unknown" and entry.outcome == "rejected"):
                 entry.outcome = outcome  # a replay can reveal money that moved
             entry.execute_exchanges.append(exchange.id)
-            self.executes.setdefault(number, exchange)
 
     def _observe_cancel(self, reverse: str, exchange: Exchange) -> None:
         code = exchange.code
@@ -113,18 +109,10 @@ class Ledger:
             entry = self.entries.get(reverse)
             if entry is None:
                 return
-            first_cancel = not entry.cancel_exchanges
             entry.cancel_exchanges.append(exchange.id)
             # only a success settles money that moved; "not applied"/"never received" settle the others
             if code in SETTLED_CODES and entry.settlement != "reversed" and (code == "0" or entry.outcome != "applied"):
                 entry.settlement = SETTLED_CODES[code]
-            execute = self.executes.get(reverse)
-        judged = first_cancel and execute is not None and self.judge is not None
-        if judged and not exchange.origin.startswith("compensation"):
-            from conformance.checks import conversation
-
-            self.judge(conversation.first_cancel_of_applied_execute_succeeds, execute=execute, cancel=exchange)
-            self.judge(conversation.cancel_of_refused_execute_answers_us0000001, execute=execute, cancel=exchange)
 
     def outstanding(self) -> list[Entry]:
         with self._lock:

@@ -29,14 +29,12 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from conformance import schemathesis_hooks
-from conformance.checks import judge_conversation
-from conformance.checks.money import balance_amount, balance_data, digits_of
-from conformance.exchange import Exchange
+from conformance import preflight, schemathesis_hooks
+from conformance.conversations import CancelPairs
 from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.money_journal import JOURNAL_FILE, Bounds, MoneyJournal
@@ -59,10 +57,6 @@ EXIT_STOPPED_BY_BOUND = 4  # --max-duration or --max-executes stopped the run: i
 
 class ReportDirInUse(Exception):
     """The report directory holds an earlier run that must not be destroyed (exit 2)."""
-
-
-class TargetUnreachable(Exception):
-    """The target could not be reached, or does not speak HTTP/JSON at all, before testing (exit 3)."""
 
 
 @dataclass
@@ -145,42 +139,6 @@ def target(profile: Profile) -> Iterator[Profile]:
         yield profile.with_embedded_target(base_url, accounts)
 
 
-def preflight(profile: Profile, journal: Journal, money: MoneyJournal | None = None) -> dict[tuple[str, str, str], int]:
-    """One balance query per account: is there an HTTP/JSON server, what are the accounts' decimals and balances?"""
-    client = Client(profile, journal)
-    digits: dict[tuple[str, str, str], int] = {}
-    try:
-        probes = profile.accounts or (TestAccount("conformance-preflight", "0", "USD"),)
-        for account in probes:
-            body = {"thirdServerCode": account.third_server_code, "userName": account.user_name,
-                    "currency": account.currency}
-            exchange = client.call("getUserAmount", body, origin="preflight")
-            _ensure_speaks_json(profile, exchange)
-            data = balance_data(exchange)
-            value = digits_of(data) if isinstance(data, dict) else None
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                digits[account.key] = value
-            if money is not None and isinstance(data, dict) and profile.accounts:
-                amount = balance_amount(exchange)
-                money.balance("preflight", str(account), None if amount is None else str(amount), value)
-    finally:
-        client.close()
-    return digits
-
-
-def _ensure_speaks_json(profile: Profile, exchange: Exchange) -> None:
-    url = exchange.request.url
-    if exchange.response is None:
-        raise TargetUnreachable(f"cannot reach {url}: {exchange.error}")
-    if exchange.envelope is None:
-        response = exchange.response
-        snippet = " ".join(response.body[:60].decode("utf-8", "replace").split())
-        raise TargetUnreachable(
-            f"{url} does not speak the webhook API: HTTP {response.status} "
-            f"{response.content_type or 'no content type'}, body {snippet!r}"
-        )
-
-
 def _pytest_args(report_dir: Path, verbose: bool) -> list[str]:
     ini = report_dir / "pytest.ini"
     ini.write_text("[pytest]\n")
@@ -260,6 +218,8 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
     import pytest
 
     say = progress or (lambda line: None)
+    preflight.check_base_url(profile)  # setup mistakes end here, before anything is written or sent
+    preflight.check_accounts_named(profile)
     report_dir = Path(profile.report_dir) if profile.report_dir else default_report_dir()
     aside = prepare_report_dir(report_dir, overwrite=profile.overwrite)
     started = time.time()
@@ -275,19 +235,24 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
                 report_dir, live.judging_context(), secret_headers=live.secret_header_names,
                 secret_values=live.secret_values,
             )
-            ledger = Ledger(judge=lambda check, **exchanges: journal.add(
-                judge_conversation(check, journal.ctx, **exchanges)), money=money)
-            journal.observers.append(ledger)
+            ledger = Ledger(money=money)
+            journal.observers += [ledger, CancelPairs(journal)]
             money.start_run(run_id, live.base_url, live.company_id, [str(a) for a in live.accounts])
             state = RunState(profile=live, journal=journal, ledger=ledger, run_id=run_id)
             say(f"target: {live.base_url} ({'embedded reference wallet' if live.embedded else 'external'})")
             try:
-                digits = preflight(live, journal, money)
-            except TargetUnreachable:
+                checked = preflight.run(live, journal)
+            except (preflight.TargetUnreachable, preflight.SetupError):
                 journal.close()
                 money.close()
                 restore_previous(report_dir, aside)
                 raise
+            digits = checked.digits
+            journal.ctx = replace(journal.ctx, account_digits=tuple(digits.items()))
+            for account in live.accounts:
+                balance = checked.balances.get(account.key)
+                money.balance("preflight", str(account), None if balance is None else str(balance),
+                              digits.get(account.key))
             discard_previous(aside)
             if profile.max_duration is not None:
                 timer = threading.Timer(profile.max_duration,
@@ -305,10 +270,10 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
                     policy=policy, timeout_s=live.settle_timeout, say=say)
 
             money.on_limit = lambda: settle_now("max-outstanding")
-            schemathesis_hooks.ACTIVE = schemathesis_hooks.Active(
+            state.generated = schemathesis_hooks.GeneratedRun(
                 journal=journal, company_id=live.company_id, accounts=tuple(a.key for a in live.accounts),
-                account_digits=digits, money_allowed=live.money_allowed,
-                gate=GeneratedGate(money, live.max_body_bytes, live.timeout),
+                account_digits=digits, money_allowed=live.money_allowed, client_timeout_s=live.timeout,
+                number_prefix=f"cf-{run_id}-g", gate=GeneratedGate(money, live.max_body_bytes, live.timeout),
             )
             plugin = SuitePlugin(state, progress=say)
             pytest_exit = None
@@ -317,7 +282,6 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
                 pytest_exit = pytest.main(
                     _pytest_args(report_dir, verbose), plugins=[plugin, SettleAsTheRunGoes(settle_now, money)])
             finally:
-                schemathesis_hooks.ACTIVE = None
                 if timer is not None:
                     timer.cancel()
                 say("settling money: cancelling every adjustment still outstanding")

@@ -247,6 +247,9 @@ class Client:
                 origin=origin,
                 negative=negative,
                 error=self._scrub(why),
+                # only a client that gave up waits a known time; a reset or refusal is no waiting of ours
+                waited_ms=(time.perf_counter() - clock) * 1000
+                if isinstance(error, requests.exceptions.Timeout | _WholeExchangeTimeout) else None,
                 started_at=started,
             )
         else:
