@@ -42,6 +42,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+from conformance.delivery import definitive_cancel_code
+
 JOURNAL_FILE = "money-journal.jsonl"
 EXECUTE, CANCEL = "executeAdjustment", "cancelAdjustment"
 MONEY_OPERATIONS = (EXECUTE, CANCEL)
@@ -210,10 +212,10 @@ class State:
         entry = self.adjustments.get(intent.get("reverse") or "")
         if entry is None:
             return
-        code = record.get("code")
+        code = record.get("definitive")  # "0" with ok true, US_0000001, US_0000002 (conformance.delivery)
         for cancel in entry.cancels:
             if cancel["seq"] == intent["seq"]:
-                cancel["code"] = code
+                cancel["code"] = record.get("code")
         # only a success settles money that moved; "not applied"/"never received" settle the others
         if code in SETTLED_CODES and entry.settlement != "reversed" and (code == "0" or entry.outcome != "applied"):
             entry.settlement = SETTLED_CODES[code]
@@ -352,13 +354,14 @@ class MoneyJournal:
         if intent is None:
             return
         code = exchange.code if isinstance(exchange.code, str | int | None) else repr(exchange.code)
+        definitive = None if intent["op"] == "execute" else definitive_cancel_code(exchange)
         status = execute_status(exchange) if intent["op"] == "execute" else (
-            "settled" if code in SETTLED_CODES else "unsettled")
+            "settled" if definitive is not None else "unsettled")
         response = exchange.response
         self._append({
             "kind": "outcome", "intent": seq, "op": intent["op"], "number": intent.get("number"), "status": status,
-            "code": code, "http": None if response is None else response.status, "exchange": exchange.id,
-            "error": exchange.error,
+            "code": code, "definitive": definitive, "http": None if response is None else response.status,
+            "exchange": exchange.id, "error": exchange.error,
         })
 
     def balance(self, when: str, account: str, amount: Any, digits: Any) -> None:

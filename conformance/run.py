@@ -35,12 +35,13 @@ from typing import Any
 
 from conformance import preflight, schemathesis_hooks
 from conformance.conversations import CancelPairs
+from conformance.delivery import CancelPolicy
 from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.money_journal import JOURNAL_FILE, Bounds, MoneyJournal
 from conformance.money_journal import read as read_money_journal
 from conformance.profile import Profile, TestAccount
-from conformance.settle import CancelPolicy, describe, read_balances, settle_command_line, settle_outstanding
+from conformance.settle import describe, read_balances, settle_command_line, settle_outstanding
 from conformance.suite.plugin import RunState, SuitePlugin
 from conformance.summary import build_summary
 from conformance.transport import Client, GeneratedGate

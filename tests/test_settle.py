@@ -11,9 +11,10 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from test_checks import CANCEL, EXECUTE, envelope, ex
+from test_checks import EXECUTE, envelope, ex
 
 from conformance import settle
+from conformance.delivery import CancelPolicy
 from conformance.money_journal import JOURNAL_FILE, MoneyJournal, read
 from conformance.profile import Profile
 from conformance.reference import WalletConfig, serve
@@ -31,30 +32,50 @@ class FakeClock:
         self.now += seconds
 
 
-def test_the_same_cancel_is_retried_until_a_definitive_answer():
-    answers = iter(["BUSY", None, "US_0000001"])
+def _owed(tmp_path):
+    money = MoneyJournal(tmp_path)
+    execute = ex("executeAdjustment", body={**EXECUTE, "requestUniqueNo": "E-1"}, reply=envelope())
+    money.outcome(money.admit("executeAdjustment", execute.request.json, "handwritten/t"), execute)
+    return money
+
+
+def _sender(money, answer):
+    """A send that journals like Client.send does, answering with ``answer(body)``."""
     sent = []
 
     def send(operation, body):
         sent.append(body["requestUniqueNo"])
-        code = next(answers)
-        return ex(operation, body=body, reply=envelope(code=code) if code else {"error": "x"}, status=200)
+        seq = money.admit(operation, body, "compensation/end")
+        exchange = answer(body)
+        money.outcome(seq, exchange)
+        return exchange
 
-    result = settle.settle_order(dict(EXECUTE), dict(CANCEL), send, settle.CancelPolicy(), FakeClock())
-    assert result.status == "not applied" and len(set(sent)) == 1 and len(sent) == 3
+    return send, sent
 
 
-def test_the_cancel_loop_ends_within_its_budget():
+def test_the_same_cancel_is_retried_until_a_definitive_answer(tmp_path):
+    money = _owed(tmp_path)
+    codes = iter([envelope(code="BUSY"), {"error": "bad gateway"}, envelope(code="0")])
+    send, sent = _sender(money, lambda body: ex("cancelAdjustment", body=body, reply=next(codes)))
+    left = settle.settle_outstanding(money, send, policy=CancelPolicy(backoff_initial_s=0), timeout_s=None,
+                                     clock=FakeClock())
+    assert left == [] and sent == [settle.cancel_number("E-1")] * 3
+    money.close()
+
+
+def test_settling_ends_within_its_timeout(tmp_path):
+    money = _owed(tmp_path)
     clock = FakeClock()
 
-    def send(operation, body):
+    def busy(body):
         clock.now += 1.0  # each try takes a second and never answers definitively
-        return ex(operation, body=body, reply=envelope(code="BUSY"))
+        return ex("cancelAdjustment", body=body, reply=envelope(code="BUSY"))
 
-    policy = settle.CancelPolicy(retries=100, backoff_initial_s=0.5, backoff_factor=2, backoff_max_s=2, budget_s=10)
-    result = settle.settle_order(dict(EXECUTE), dict(CANCEL), send, policy, clock)
-    assert result.status == "outstanding" and clock.now <= 10 + 1.0
-    assert 3 <= len(result.exchanges) <= 6
+    send, sent = _sender(money, busy)
+    policy = CancelPolicy(retries=100, backoff_initial_s=0.5, backoff_factor=2, backoff_max_s=2, budget_s=600)
+    left = settle.settle_outstanding(money, send, policy=policy, timeout_s=10, clock=clock)
+    assert [a.number for a in left] == ["E-1"] and clock.now <= 10 + 1.0 and 3 <= len(sent) <= 6
+    money.close()
 
 
 def test_the_compensation_number_is_the_same_in_every_process():
@@ -181,6 +202,9 @@ def test_a_hanging_cancel_ends_the_run_within_its_bounds(tmp_path):
 
 
 # ------------------------------------------------------------------ the report-dir rule
+TARGET = ("--base-url", "http://127.0.0.1:9/api", "--account", "W-1:1:USD")
+
+
 def _cli(*args):
     return subprocess.run([sys.executable, "-m", "conformance.cli", *args], capture_output=True, text=True,
                           timeout=120)
@@ -194,14 +218,14 @@ def _earlier_run(directory):
 
 def test_a_report_dir_with_an_earlier_run_is_refused_without_overwrite(tmp_path):
     _earlier_run(tmp_path / "r")
-    done = _cli("run", "--base-url", "http://127.0.0.1:9/api", "--report-dir", str(tmp_path / "r"))
+    done = _cli("run", *TARGET, "--report-dir", str(tmp_path / "r"))
     assert done.returncode == 2 and "--overwrite" in done.stderr and len(done.stderr.splitlines()) == 1
     assert (tmp_path / "r" / "evidence-old.zip").read_bytes() == b"PK-earlier"
 
 
 def test_an_unreachable_target_destroys_nothing_even_with_overwrite(tmp_path):
     _earlier_run(tmp_path / "r")
-    done = _cli("run", "--base-url", "http://127.0.0.1:9/api", "--report-dir", str(tmp_path / "r"), "--overwrite")
+    done = _cli("run", *TARGET, "--report-dir", str(tmp_path / "r"), "--overwrite")
     assert done.returncode == 3, done.stderr
     assert (tmp_path / "r" / "evidence-old.zip").read_bytes() == b"PK-earlier"
     assert json.loads((tmp_path / "r" / "summary.json").read_text()) == {"earlier": True}
