@@ -255,10 +255,26 @@ def replay(ledger: Ledger, kind: str, body: dict):
 
 def execute(ledger: Ledger, headers, body) -> tuple[int, str, str, dict]:
     check_headers(headers, timestamp_required=True)
-    check_fields(body, EXECUTE_FIELDS)
+    if not isinstance(body, dict):
+        raise invalid("body must be a JSON object")
     again = replay(ledger, "execute", body)
     if again:
         return again
+    try:
+        return apply_execute(ledger, body)
+    except Refused as refusal:
+        # a body we refused is still a request we received: remember it under its number, so that its
+        # cancel is answered US_0000001 (received, not processed) and a replay gets the same refusal
+        number = body.get("requestUniqueNo")
+        if isinstance(number, str) and 0 < len(number) <= 48 and number not in ledger.requests:
+            ledger.requests[number] = ("execute", Adjustment(
+                body=body, status=refusal.status, code=refusal.code, msg=refusal.msg))
+            ledger.save()
+        raise
+
+
+def apply_execute(ledger: Ledger, body: dict) -> tuple[int, str, str, dict]:
+    check_fields(body, EXECUTE_FIELDS)
     key = account_key(body)
     common_adjustment(body)
     amount, digits = adjustment_amount(body)
@@ -353,7 +369,7 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, format, *args):  # noqa: A002 - quiet by default
         pass
 
-    def reply(self, status: int, code: str, msg: str, data: dict, started: float) -> None:
+    def reply(self, status: int, code: str, msg: str, data: dict, started: float, allow: str = "") -> None:
         ok = code == "0"
         payload = json.dumps({
             "code": code, "msg": msg, "bizCode": "wallet", "tm": int((time.monotonic() - started) * 1000),
@@ -363,6 +379,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(payload)))
         self.send_header("Connection", "close")
+        if allow:
+            self.send_header("Allow", allow)
         self.end_headers()
         self.wfile.write(payload)
         self.close_connection = True
@@ -393,7 +411,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def not_allowed(self):
         started = time.monotonic()
-        self.reply(405, "METHOD_NOT_ALLOWED", "use POST", {}, started)
+        self.reply(405, "METHOD_NOT_ALLOWED", "use POST", {}, started, allow="POST")
 
     do_GET = do_PUT = do_DELETE = do_PATCH = not_allowed
 
