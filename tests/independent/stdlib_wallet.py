@@ -94,7 +94,9 @@ class Ledger:
             return
         state = {
             "balances": {"|".join(k): str(a.balance) for k, a in self.accounts.items()},
-            "requests": {no: [kind, adj.code, str(adj.delta), adj.cancelled_by] for no, (kind, adj) in self.requests.items()},
+            "requests": {
+                no: [kind, adj.code, str(adj.delta), adj.cancelled_by] for no, (kind, adj) in self.requests.items()
+            },
         }
         tmp = self.path + ".tmp"
         with open(tmp, "w") as fh:
@@ -366,7 +368,7 @@ class Handler(BaseHTTPRequestHandler):
     server_version = "stdlib-wallet/1.0"
     ledger: Ledger  # set on the subclass built in main()
 
-    def log_message(self, format, *args):  # noqa: A002 - quiet by default
+    def log_message(self, format, *args):  # quiet by default
         pass
 
     def reply(self, status: int, code: str, msg: str, data: dict, started: float, allow: str = "") -> None:
