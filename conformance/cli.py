@@ -87,7 +87,8 @@ def _say(line: str) -> None:
 def command_run(args: argparse.Namespace) -> int:
     from conformance import profile as profiles
     from conformance import reporting
-    from conformance.run import TargetUnreachable, execute
+    from conformance.preflight import SetupError, TargetUnreachable
+    from conformance.run import execute
 
     try:
         profile = profiles.build(_profile_values(args))
@@ -96,6 +97,9 @@ def command_run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = execute(profile, progress=_say, verbose=args.verbose)
+    except SetupError as error:
+        print(f"conformance: configuration error: {error}", file=sys.stderr)
+        return 2
     except TargetUnreachable as error:
         print(f"conformance: target unreachable: {error}", file=sys.stderr)
         return 3
