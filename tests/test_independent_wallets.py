@@ -8,7 +8,7 @@ differently from the other and from our reference wallet:
   ABNORMAL_OVERTRADING ignored, US_0000002 for the cancel of an execute it refused as invalid, null
   accepted in optional fields, ``Content-Type: application/json; charset=utf-8``;
 - ``stdlib_wallet.py`` (Python ``http.server``): errors as HTTP 400/409 with the envelope, camelCase keys,
-  ABNORMAL_OVERTRADING applied even below zero, a mismatched cancel refused, strict ip/metadata checks,
+  ABNORMAL_OVERTRADING applied even below zero, a mismatched or second cancel refused, strict ip/metadata checks,
   unknown fields refused, a timestamp more than 5 minutes off refused, ``Connection: close``.
 
 Both honour every documented rule, so the real ``conformance run`` command line (a subprocess, all

@@ -16,6 +16,7 @@ Choices this team made where the docs leave things open:
     account's own number of decimals; ``metadata`` must be JSON text (the docs say it is)
   - one requestUniqueNo namespace for executes and cancels; the same number with a different
     body is refused (409); an execute whose number was already cancelled is refused
+  - a second cancel (new requestUniqueNo) of an adjustment already reversed is refused (ALREADY_REVERSED)
   - every response says ``Connection: close``
 
 CLI: python stdlib_wallet.py --port N --account THIRD:USER:CUR:BALANCE [--account ...]
@@ -348,9 +349,11 @@ def cancel(ledger: Ledger, headers, body) -> tuple[int, str, str, dict]:
         return remember(409, "US_0000001", "the adjustment was received but not processed")
     if original.account != key or Decimal(original.body["amount"]).copy_abs() != amount:
         return remember(409, "CANCEL_MISMATCH", "the cancel does not match the adjustment it reverses")
-    if original.cancelled_by is None:
-        ledger.accounts[key].balance -= original.delta
-        original.cancelled_by = number
+    if original.cancelled_by is not None:
+        # a second cancel (its own requestUniqueNo) of an adjustment already reversed: refused, nothing moves
+        return remember(409, "ALREADY_REVERSED", f"already reversed by {original.cancelled_by}")
+    ledger.accounts[key].balance -= original.delta
+    original.cancelled_by = number
     return remember(200, "0", "success")
 
 
