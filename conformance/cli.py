@@ -54,6 +54,13 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--no-html", action="store_const", const=False, dest="html", default=None,
         help="do not render report.html even when the Allure command line is available")
     add("--verbose", action="store_true", help="show tracebacks of failing tests")
+    # nightly: waivers, replays, flaky failures (conformance.waivers, conformance.suite.replay)
+    add("--waivers", metavar="FILE", help="a TOML file of [[waiver]] tables (see examples/waivers.toml)")
+    add("--strict-waivers", action="store_const", const=True, default=None,
+        help="a waiver whose requirement now passes fails the run")
+    add("--replays", type=int, metavar="K", help="replay a failing MUST probe K times before the failure is "
+        "final; one that does not reproduce is flaky (default 2; 0 = off)")
+    add("--flaky-fails", action="store_const", const=True, default=None, help="a flaky requirement fails the run")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -70,13 +77,19 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("bundle", help="an evidence-*.zip written by a run")
     verify.add_argument("--public-key", help="the Ed25519 public key (PEM) the bundle must be signed with")
     commands.add_parser("requirements", help="list the requirement catalogue")
+    from conformance import fleet
+    from conformance.reporting import trend
+
+    trend.add_arguments(commands.add_parser("trend", help="requirement-by-run matrix of several runs (HTML, text)"))
+    fleet.add_arguments(commands.add_parser("fleet", help="target-by-requirement table of per-target runs"))
     return parser
 
 
 def _profile_values(args: argparse.Namespace) -> dict[str, Any]:
     names = ("base_url", "company_id", "accounts", "headers", "allow_money_movement", "config", "report_dir",
              "seed", "max_examples", "keys", "currency_allowlist", "timeout", "rate_limit", "verify_tls",
-             "ca_bundle", "phases", "compare", "history", "signing_key", "html")
+             "ca_bundle", "phases", "compare", "history", "signing_key", "html",
+             "waivers", "strict_waivers", "replays", "flaky_fails")
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -128,6 +141,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return reference_cli.run(args)
         if args.command == "verify":
             return command_verify(args)
+        if args.command in ("trend", "fleet"):
+            return args.handler(args)
         return command_requirements(args)
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)

@@ -21,6 +21,7 @@ from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.profile import Profile, TestAccount
 from conformance.suite.plugin import RunState, SuitePlugin
+from conformance.suite.replay import ReplayPlugin
 from conformance.summary import build_summary
 from conformance.transport import Client
 
@@ -155,9 +156,10 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
             account_digits=digits, money_allowed=live.money_allowed,
         )
         plugin = SuitePlugin(state, progress=say)
+        replay = ReplayPlugin(state, live.replays, progress=say)  # nightly: failing MUST probes replayed
         pytest_exit = None
         try:
-            pytest_exit = pytest.main(_pytest_args(report_dir, verbose), plugins=[plugin])
+            pytest_exit = pytest.main(_pytest_args(report_dir, verbose), plugins=[plugin, replay])
         finally:
             schemathesis_hooks.ACTIVE = None
             say("settling money: cancelling every adjustment still outstanding")

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-MARKS = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "skipped": "SKIP"}
+from conformance import waivers
+
+MARKS = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "skipped": "SKIP", "flaky": "FLKY", "waived": "WAIV"}
 
 
 def render(summary: dict[str, Any], width: int = 72) -> list[str]:
@@ -18,6 +20,13 @@ def render(summary: dict[str, Any], width: int = 72) -> list[str]:
             for example in row["failing_examples"][:2]:
                 message = (example.get("message") or "").splitlines()[0] if example.get("message") else ""
                 lines.append(f"{'':<24}↳ {message[:110]}")
+        elif row["status"] in ("waived", "flaky"):  # nightly: who owns the waiver, how the replays went
+            waiver = row.get("waiver") or {}
+            if waiver:
+                lines.append(f"{'':<24}↳ waived until {waiver.get('expires')} by {waiver.get('owner')} "
+                             f"({waiver.get('ticket')}): {str(waiver.get('reason'))[:60]}")
+            for origin, attempts in (row.get("attempts") or {}).items():
+                lines.append(f"{'':<24}↳ attempts {'/'.join(attempts)}: {origin[:80]}")
         elif row["status"] == "skipped":
             lines.append(f"{'':<24}↳ skipped: {row.get('reason', '')[:110]}")
     counts = summary["counts"]
@@ -26,6 +35,7 @@ def render(summary: dict[str, Any], width: int = 72) -> list[str]:
         c = counts[level]
         lines.append(
             f"{level:<6}: {c['passed']} passed, {c['failed']} failed, {c['warning']} warnings, {c['skipped']} skipped"
+            + "".join(f", {c[s]} {s}" for s in ("flaky", "waived") if c.get(s))
         )
     latency = summary.get("latency", {})
     for operation, stats in latency.items():
@@ -43,6 +53,7 @@ def render(summary: dict[str, Any], width: int = 72) -> list[str]:
         )
     for error in summary.get("suite_errors", []):
         lines.append(f"suite: {error}")
+    lines += waivers.lines(summary.get("waivers"))  # nightly: applied, expired, no longer needed
     lines.append(
         f"verdict: {summary['verdict'].upper()} (exit {summary['exit_code']}) in {summary['run']['duration_s']} s"
     )
