@@ -10,13 +10,15 @@ every failing origin passed in some replay, and ``failed`` otherwise.
   fixtures). The suite's tests build a fresh ``requestUniqueNo`` for every execute and cancel, and every
   call goes through the recording client, so a replayed money probe never re-sends an id and every
   adjustment it makes is in the money journal and settled at the end of the run.
-- A generated slice (Schemathesis) is not re-run whole: its failing examples are. Each exchange that an
-  outcome against a MUST requirement names is sent again as recorded (same method, URL, headers, body),
-  and judged by the same exchange checks. A replayed execute gets a fresh ``requestUniqueNo`` (so it is a
-  new adjustment the ledger settles, never a second application of the first). A failing cancel is not
-  replayed: re-sent with a fresh id it would be a second cancel of the same execute, another probe. A
-  failure reported by a Schemathesis built-in check without a recorded exchange is not replayed either:
-  both stay ``failed``.
+- Generated slices (Schemathesis) are not re-run whole: their failing examples are, once every slice has
+  run (at session end, before the money is settled). Generated outcomes carry their exchange's origin
+  (``generated/<phase>/<mode>``), so the examples of one origin are replayed only when every failure
+  recorded under it can be: each failing exchange is sent again as recorded (same method, URL, headers,
+  body) and judged by the same exchange checks. A replayed execute gets a fresh ``requestUniqueNo`` of the
+  same length (a new adjustment the ledger settles, never a second application of the first). A failing
+  cancel is not replayed (re-sent with a fresh id it is a second cancel of the same execute: another
+  probe), nor a failure of a Schemathesis built-in check that names no recorded exchange, nor an origin with
+  more than :data:`MAX_GENERATED_REPLAYS` failing examples: those failures stay ``failed``.
 """
 
 from __future__ import annotations
@@ -42,46 +44,32 @@ class ReplayPlugin:
         self._state = state
         self._replays = max(0, replays)
         self._progress = progress
-        self._client: Client | None = None
-        self.replayed: list[dict] = []  # {nodeid, attempt, kind, failing: [requirement ids]}
+        self.replayed: list[dict] = []  # {origin, attempt, kind, sent, failing: [requirement ids]}
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_call(self, item):
-        if not self._replays or getattr(item, "conformance_attempt", 0):
-            return (yield)  # turned off, or this call is itself a replay
+        if not self._replays or getattr(item, "conformance_attempt", 0) or "scenario" in item.fixturenames:
+            return (yield)  # turned off, a replay itself, or a generated slice (its examples: at session end)
         try:
             return (yield)
         finally:
-            failing = self._failing_musts(item.nodeid, 0)
-            if failing:
-                self._replay(item, failing)
+            if _failing_musts(self._state.journal.outcomes_of(item.nodeid, 0)):
+                for attempt in range(1, self._replays + 1):
+                    self._replay_test(item, attempt)
+                    self._tell(item.nodeid, attempt, "test", 1)
 
+    @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session) -> None:
-        if self._client is not None:
-            self._client.close()
+        if self._replays:
+            self._replay_generated()
 
     # -------------------------------------------------------------------------------------- internals
-    def _failing_musts(self, nodeid: str, attempt: int) -> list[str]:
-        requirements = contract.load().requirements
-        return sorted({o.requirement for o in self._state.journal.outcomes_of(nodeid, attempt)
-                       if o.status.against_target and o.requirement in requirements
-                       and requirements[o.requirement].is_must})
-
-    def _replay(self, item, failing: list[str]) -> None:
-        generated = "scenario" in getattr(item, "fixturenames", ())
-        for attempt in range(1, self._replays + 1):
-            if generated:
-                sent = self._replay_examples(item.nodeid, attempt)
-                if not sent:
-                    return  # nothing replayable: the failure stands
-            else:
-                self._replay_test(item, attempt)
-            still = self._failing_musts(item.nodeid, attempt)
-            self.replayed.append({"nodeid": item.nodeid, "attempt": attempt,
-                                  "kind": "generated examples" if generated else "test", "failing": still})
-            if self._progress is not None:
-                verdict = "reproduced " + ", ".join(still) if still else "did not reproduce"
-                self._progress(f"[replay {attempt}/{self._replays}] {verdict}: {item.nodeid}")
+    def _tell(self, origin: str, attempt: int, kind: str, sent: int) -> None:
+        still = _failing_musts(self._state.journal.outcomes_of(origin, attempt))
+        self.replayed.append({"origin": origin, "attempt": attempt, "kind": kind, "sent": sent, "failing": still})
+        if self._progress is not None:
+            verdict = "reproduced " + ", ".join(still) if still else "did not reproduce"
+            self._progress(f"[replay {attempt}/{self._replays}] {verdict}: {origin}")
 
     def _replay_test(self, item, attempt: int) -> None:
         item.conformance_attempt = attempt
@@ -92,31 +80,63 @@ class ReplayPlugin:
         finally:
             item.conformance_attempt = 0
 
-    def _replay_examples(self, nodeid: str, attempt: int) -> int:
-        """Send the slice's failing MUST exchanges again; the number sent."""
+    def _replay_generated(self) -> None:
+        """Replay the failing examples of each generated origin whose every failure can be replayed.
+
+        Generated outcomes carry the origin of their exchange (``generated/<phase>/<mode>``, shared by the
+        phase's slices), so an origin is replayed only when every outcome against the target recorded under it
+        names a replayable exchange: a replay that passed can then never stand for a failure it did not resend.
+        """
         journal = self._state.journal
-        requirements = contract.load().requirements
-        wanted: dict[str, Exchange] = {}
-        for outcome in journal.outcomes_of(nodeid, 0):
-            if not (outcome.status.against_target and outcome.requirement in requirements
-                    and requirements[outcome.requirement].is_must):
-                continue
-            for exchange_id in outcome.exchanges:
-                exchange = journal.exchange(exchange_id)
-                if exchange is not None and exchange.operation in REPLAYABLE_OPERATIONS:
-                    wanted.setdefault(exchange_id, exchange)
-        chosen = list(wanted.values())[:MAX_GENERATED_REPLAYS]
-        if not chosen:
-            return 0
-        if self._client is None:
-            self._client = Client(self._state.profile, journal)
-        with journal.context(nodeid, attempt):
-            for exchange in chosen:
-                request = _fresh(exchange.request) if exchange.operation == "executeAdjustment" else exchange.request
-                again = self._client.send(request, operation=exchange.operation,
-                                          origin=f"{exchange.origin}/replay-{attempt}", negative=exchange.negative)
-                journal.record(again)
-        return len(chosen)
+        by_origin: dict[str, list] = {}
+        for outcome in list(journal.outcomes):
+            if outcome.origin.startswith("generated/") and outcome.attempt == 0 and outcome.status.against_target:
+                by_origin.setdefault(outcome.origin, []).append(outcome)
+        client: Client | None = None
+        try:
+            for origin, against in sorted(by_origin.items()):
+                if not _failing_musts(against):
+                    continue
+                chosen = _replayable(journal, against)
+                if chosen is None:
+                    if self._progress is not None:
+                        self._progress(f"[replay] not replayed (a failure without a replayable example, or more "
+                                       f"than {MAX_GENERATED_REPLAYS}): {origin}")
+                    continue
+                client = client or Client(self._state.profile, journal)
+                for attempt in range(1, self._replays + 1):
+                    with journal.context(origin, attempt):
+                        for exchange in chosen:
+                            request = _fresh(exchange.request) if exchange.operation == "executeAdjustment" \
+                                else exchange.request
+                            journal.record(client.send(request, operation=exchange.operation,
+                                                       origin=f"{exchange.origin}/replay-{attempt}",
+                                                       negative=exchange.negative))
+                    self._tell(origin, attempt, "generated examples", len(chosen))
+        finally:
+            if client is not None:
+                client.close()
+
+
+def _failing_musts(outcomes) -> list[str]:
+    requirements = contract.load().requirements
+    return sorted({o.requirement for o in outcomes if o.status.against_target and o.requirement in requirements
+                   and requirements[o.requirement].is_must})
+
+
+def _replayable(journal, against) -> list[Exchange] | None:
+    """The exchanges to resend for these failures, or None when one of them cannot be replayed."""
+    chosen: dict[str, Exchange] = {}
+    for outcome in against:
+        found = [journal.exchange(i) for i in outcome.exchanges]
+        found = [e for e in found if e is not None and e.operation in REPLAYABLE_OPERATIONS]
+        if not found:
+            return None
+        for exchange in found:
+            chosen.setdefault(exchange.id, exchange)
+    if len(chosen) > MAX_GENERATED_REPLAYS:
+        return None
+    return list(chosen.values())
 
 
 def _fresh(request: Request) -> Request:
