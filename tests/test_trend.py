@@ -81,7 +81,7 @@ def test_trend_matrix_of_three_real_runs(runs_dir, tmp_path):
     assert "EXE-005" not in result.since, "a waived requirement is not a current failure"
     text = "\n".join(result.text())
     assert re.search(r"^ENV-005 +MUST +\.FF  failing since run \[2\]", text, re.M), text
-    assert re.search(r"^EXE-005 +MUST +\.\.w$", text, re.M), text
+    assert re.search(r"^EXE-005 +SHOULD +\.\.w$", text, re.M), text
     assert "compared with run" in text and "still failing" in text  # --compare of the last two runs
 
 

@@ -176,8 +176,10 @@ body{font:14px/1.4 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;margin:2
 h1{font-size:20px;margin:0 0 4px} p.sub{margin:0 0 16px;color:#57606a}
 table{border-collapse:collapse} th,td{border:1px solid #d0d7de;padding:3px 6px;vertical-align:middle}
 thead th{position:sticky;top:0;background:#f6f8fa;font-weight:600;font-size:12px;white-space:nowrap}
+thead th.col{white-space:normal;max-width:130px;min-width:70px} th.col .target{font-weight:400;font-size:10px;
+word-break:break-all;color:#57606a}
 td.id{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;white-space:nowrap} td.level{font-size:12px}
-td.statement{max-width:420px;font-size:12px;color:#424a53;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+td.statement{max-width:340px;font-size:12px;color:#424a53;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 td.cell{text-align:center;font-size:11px;font-weight:600;color:#fff;min-width:46px}
 td.note{font-size:12px;white-space:nowrap}
 .legend span{display:inline-block;padding:1px 8px;margin-right:6px;border-radius:3px;color:#fff;font-size:12px}
@@ -193,8 +195,8 @@ def html_page(title: str, subtitle: str, columns: Sequence[Column], *, note_head
     ids = requirement_ids(columns)
     legend = "".join(f'<span style="background:{COLOURS[s]}">{esc(s)}</span>' for s in COLOURS if s)
     head = "".join(
-        f'<th title="{esc(c.path)}">{esc(c.key)}<br><span class="verdict-{esc(c.verdict)}">{esc(c.detail)}</span>'
-        f'<br><span style="font-weight:400">{esc(c.target)}</span></th>'
+        f'<th class="col" title="{esc(c.path)}">{esc(c.key)}<br><span class="verdict-{esc(c.verdict)}">'
+        f'{esc(c.detail)}</span><br><span class="target">{esc(c.target)}</span></th>'
         for c in columns
     )
     body = []
