@@ -145,7 +145,15 @@ def environment(summary: dict[str, Any]) -> dict[str, str]:
         "run.started_at": str(run.get("started_at", "")),
         "verdict": f"{summary.get('verdict', '')} (exit {summary.get('exit_code', '')})",
         "python": str(run.get("python") or sys.version.split()[0]),
+        **_waiver_properties(summary),  # nightly: every waiver that applied, expired or is no longer needed
     }
+
+
+def _waiver_properties(summary: dict[str, Any]) -> dict[str, str]:
+    report = summary.get("waivers") or {}
+    return {f"waiver.{w['requirement']}": f"{w.get('state')}: owner {w.get('owner')}, {w.get('ticket')}, "
+            f"expires {w.get('expires')}" for group in ("applied", "expired", "not_needed")
+            for w in report.get(group, [])}
 
 
 def _property_escape(text: str, key: bool = False) -> str:

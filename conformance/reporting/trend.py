@@ -19,10 +19,9 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from conformance import contract
-from conformance.reporting import compare
+from conformance.reporting import allure, compare
 
 SUMMARY = "summary.json"
 BAD = frozenset({"failed", "warning"})
@@ -89,20 +88,10 @@ def load_column(path: Path, key: str | None = None) -> Column:
     return Column(
         key=key or str(run.get("id") or path.parent.name),
         detail=f"{started[:16].replace('T', ' ')} {verdict}".strip(),
-        verdict=verdict, path=str(path), started_at=started, target=display_url(target.get("base_url")),
+        verdict=verdict, path=str(path), started_at=started,
+        target=allure.public_url(target.get("base_url")) or "embedded reference wallet",
         rows={row["id"]: row for row in summary["requirements"]},
     )
-
-
-def display_url(url: Any) -> str:
-    """A base URL without credentials, query or fragment (never a secret in a page)."""
-    if not isinstance(url, str) or not url:
-        return "embedded reference wallet" if url is None else str(url)
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.port:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def runs(paths: Iterable[str | Path]) -> list[Column]:
