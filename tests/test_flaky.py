@@ -148,3 +148,50 @@ def test_replays_off_leaves_the_first_failure_final(wallet, tmp_path):
     assert broken == [0]
     assert row(summary, "ENV-005")["status"] == "failed"
     assert code == 1
+
+
+# ------------------------------------------------------------------------ generated examples (unit level)
+def _exchange(operation: str, body: dict):
+    from conformance.exchange import Exchange, Request
+
+    request = Request("POST", "http://127.0.0.1:1/x", (("trace", "t"),), json.dumps(body).encode())
+    return Exchange(request=request, response=None, operation=operation, origin="generated/fuzzing/positive")
+
+
+class _Journal:
+    def __init__(self, exchanges):
+        self.exchanges = {e.id: e for e in exchanges}
+
+    def exchange(self, exchange_id):
+        return self.exchanges.get(exchange_id)
+
+
+def _violation(*exchanges):
+    from conformance.checks import Outcome, Status
+
+    return Outcome("ENV-005", "envelope.trace_echoed", Status.VIOLATED, "x", tuple(e.id for e in exchanges),
+                   origin="generated/fuzzing/positive")
+
+
+def test_a_replayed_generated_execute_keeps_its_shape_with_a_fresh_request_number():
+    from conformance.suite.replay import _fresh
+
+    for number in ("E-1", "x" * 48, "y" * 60):  # an over-long number stays over-long (VAL-003 probes)
+        execute = _exchange("executeAdjustment", {"requestUniqueNo": number, "amount": "1.00"})
+        again = json.loads(_fresh(execute.request).body)
+        assert again["requestUniqueNo"] != number and len(again["requestUniqueNo"]) == len(number)
+        assert again["amount"] == "1.00" and _fresh(execute.request).headers == execute.request.headers
+
+
+def test_generated_failures_are_replayed_only_when_every_one_can_be():
+    from conformance.suite.replay import MAX_GENERATED_REPLAYS, _replayable
+
+    balance = _exchange("getUserAmount", {"currency": "USD"})
+    execute = _exchange("executeAdjustment", {"requestUniqueNo": "E-1"})
+    cancel = _exchange("cancelAdjustment", {"requestUniqueNo": "C-1"})
+    journal = _Journal([balance, execute, cancel])
+    assert _replayable(journal, [_violation(balance), _violation(execute)]) == [balance, execute]
+    assert _replayable(journal, [_violation(balance), _violation(cancel)]) is None  # a cancel: never re-sent
+    assert _replayable(journal, [_violation(balance), _violation()]) is None  # no recorded exchange
+    many = [_exchange("getUserAmount", {"n": i}) for i in range(MAX_GENERATED_REPLAYS + 1)]
+    assert _replayable(_Journal(many), [_violation(e) for e in many]) is None

@@ -6,10 +6,12 @@ that attempt, so every outcome of a replay carries its attempt number and lands 
 evidence) like any other. :func:`conformance.verdicts.aggregate` then reports a requirement ``flaky`` when
 every failing origin passed in some replay, and ``failed`` otherwise.
 
-- A handwritten test is replayed by calling the test function again (pytest's call phase, with the same
+- A handwritten test is replayed whole (pytest's setup, call and teardown again, with fresh function
   fixtures). The suite's tests build a fresh ``requestUniqueNo`` for every execute and cancel, and every
   call goes through the recording client, so a replayed money probe never re-sends an id and every
-  adjustment it makes is in the money journal and settled at the end of the run.
+  adjustment it makes is in the money journal and settled at the end of the run. A test that makes many
+  calls fails a replay when any of them breaks the rule: a fault that strikes a fixed share of all
+  answers is reported ``failed`` (it reproduces), not ``flaky``.
 - Generated slices (Schemathesis) are not re-run whole: their failing examples are, once every slice has
   run (at session end, before the money is settled). Generated outcomes carry their exchange's origin
   (``generated/<phase>/<mode>``), so the examples of one origin are replayed only when every failure
@@ -18,7 +20,8 @@ every failing origin passed in some replay, and ``failed`` otherwise.
   same length (a new adjustment the ledger settles, never a second application of the first). A failing
   cancel is not replayed (re-sent with a fresh id it is a second cancel of the same execute: another
   probe), nor a failure of a Schemathesis built-in check that names no recorded exchange, nor an origin with
-  more than :data:`MAX_GENERATED_REPLAYS` failing examples: those failures stay ``failed``.
+  more than :data:`MAX_GENERATED_REPLAYS` failing examples: those failures stay ``failed``. The
+  preflight's balance queries (sent before the suite starts) are replayed the same way.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
+from _pytest.runner import runtestprotocol
 
 from conformance import contract
 from conformance.exchange import Exchange, Request
@@ -47,16 +51,27 @@ class ReplayPlugin:
         self.replayed: list[dict] = []  # {origin, attempt, kind, sent, failing: [requirement ids]}
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
-    def pytest_runtest_call(self, item):
-        if not self._replays or getattr(item, "conformance_attempt", 0) or "scenario" in item.fixturenames:
-            return (yield)  # turned off, a replay itself, or a generated slice (its examples: at session end)
-        try:
-            return (yield)
-        finally:
-            if _failing_musts(self._state.journal.outcomes_of(item.nodeid, 0)):
-                for attempt in range(1, self._replays + 1):
-                    self._replay_test(item, attempt)
-                    self._tell(item.nodeid, attempt, "test", 1)
+    def pytest_runtest_protocol(self, item, nextitem):
+        """After a handwritten test ran (and was reported), replay it when it recorded a MUST failure.
+
+        A replay is the whole test protocol again (setup with fresh function fixtures, call, teardown),
+        unreported to JUnit and the run's test results: its outcomes carry its attempt number. Allure gets
+        one more result with the same history id, which it shows as a retry.
+        """
+        result = yield
+        if not self._replays or "scenario" in item.fixturenames:
+            return result  # turned off, or a generated slice (its failing examples are replayed at session end)
+        if _failing_musts(self._state.journal.outcomes_of(item.nodeid, 0)):
+            for attempt in range(1, self._replays + 1):
+                item.conformance_attempt = attempt
+                try:
+                    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+                    runtestprotocol(item, nextitem=nextitem, log=False)
+                    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+                finally:
+                    item.conformance_attempt = 0
+                self._tell(item.nodeid, attempt, "test", 1)
+        return result
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session) -> None:
@@ -71,17 +86,9 @@ class ReplayPlugin:
             verdict = "reproduced " + ", ".join(still) if still else "did not reproduce"
             self._progress(f"[replay {attempt}/{self._replays}] {verdict}: {origin}")
 
-    def _replay_test(self, item, attempt: int) -> None:
-        item.conformance_attempt = attempt
-        try:
-            item.ihook.pytest_runtest_call(item=item)
-        except (Exception, pytest.fail.Exception, pytest.skip.Exception):
-            pass  # the suite plugin has typed and recorded how the replay ended
-        finally:
-            item.conformance_attempt = 0
-
     def _replay_generated(self) -> None:
-        """Replay the failing examples of each generated origin whose every failure can be replayed.
+        """Replay the failing examples of each generated origin (and the preflight's balance queries) whose every
+        failure can be replayed.
 
         Generated outcomes carry the origin of their exchange (``generated/<phase>/<mode>``, shared by the
         phase's slices), so an origin is replayed only when every outcome against the target recorded under it
@@ -90,7 +97,7 @@ class ReplayPlugin:
         journal = self._state.journal
         by_origin: dict[str, list] = {}
         for outcome in list(journal.outcomes):
-            if outcome.origin.startswith("generated/") and outcome.attempt == 0 and outcome.status.against_target:
+            if _replayed_at_end(outcome.origin) and outcome.attempt == 0 and outcome.status.against_target:
                 by_origin.setdefault(outcome.origin, []).append(outcome)
         client: Client | None = None
         try:
@@ -116,6 +123,11 @@ class ReplayPlugin:
         finally:
             if client is not None:
                 client.close()
+
+
+def _replayed_at_end(origin: str) -> bool:
+    """Origins whose failing exchanges are re-sent at session end: generated slices and the preflight."""
+    return origin.startswith("generated/") or origin == "preflight"
 
 
 def _failing_musts(outcomes) -> list[str]:
