@@ -73,7 +73,13 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-body-bytes", type=int, help="bytes read, decompressed and kept per response (default 1048576)")
     add("--overwrite", action="store_const", const=True, default=None,
         help="reuse a report dir that holds an earlier run (set aside until the target is reached)")
-
+    # nightly: waivers, replays, flaky failures (conformance.waivers, conformance.suite.replay)
+    add("--waivers", metavar="FILE", help="a TOML file of [[waiver]] tables (see examples/waivers.toml)")
+    add("--strict-waivers", action="store_const", const=True, default=None,
+        help="a waiver whose requirement now passes fails the run")
+    add("--replays", type=int, metavar="K", help="replay a failing MUST probe K times before the failure is "
+        "final; one that does not reproduce is flaky (default 2; 0 = off)")
+    add("--flaky-fails", action="store_const", const=True, default=None, help="a flaky requirement fails the run")
 
 def _money_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags ``run`` and ``settle`` share (settle takes the same secrets and bounds as the run)."""
@@ -118,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     listing.add_argument("--operation", help="only requirements of this operation (e.g. cancelAdjustment)")
     _settle_arguments(commands.add_parser(
         "settle", help="cancel every adjustment a run left applied or unknown (reads its money journal)"))
+    from conformance import fleet
+    from conformance.reporting import trend
+
+    trend.add_arguments(commands.add_parser("trend", help="requirement-by-run matrix of several runs (HTML, text)"))
+    fleet.add_arguments(commands.add_parser("fleet", help="target-by-requirement table of per-target runs"))
     return parser
 
 
@@ -126,7 +137,8 @@ def _profile_values(args: argparse.Namespace) -> dict[str, Any]:
              "seed", "max_examples", "keys", "currency_allowlist", "timeout", "rate_limit", "verify_tls",
              "ca_bundle", "phases", "compare", "history", "signing_key", "html", "concurrency",
              "delivery_rate_limit", "retry_window", "long_retry_windows", "settle_timeout", "max_duration",
-             "max_outstanding", "max_executes", "max_execute_amount", "max_body_bytes", "overwrite")
+             "max_outstanding", "max_executes", "max_execute_amount", "max_body_bytes", "overwrite",
+             "waivers", "strict_waivers", "replays", "flaky_fails")
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -215,6 +227,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      "settle_timeout")
             return settle.command(args.report_dir, {n: getattr(args, n, None) for n in names}, say=_say,
                                   err=lambda line: print(line, file=sys.stderr))
+        if args.command in ("trend", "fleet"):
+            return args.handler(args)
         return command_requirements(args)
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
