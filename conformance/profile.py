@@ -93,6 +93,11 @@ class Profile:
     max_execute_amount: str | None = None  # |amount| of one execute; None = default for the target kind, 0 = none
     max_body_bytes: int = 1 << 20  # bytes read, decompressed and kept per response
     overwrite: bool = False  # allow a run into a report dir that holds an earlier run
+    # nightly: waivers (conformance.waivers), replays of failing probes, flaky failures
+    waivers: tuple = ()  # conformance.waivers.Waiver, from --waivers FILE and the profile's [[waiver]] tables
+    strict_waivers: bool = False  # a waiver no longer needed fails the run
+    replays: int = 2  # replays of a failing MUST probe before the failure is final (0 = off)
+    flaky_fails: bool = False  # a flaky requirement fails the run
     config_file: str | None = field(default=None, compare=False)
     target: str = "external"  # "embedded" once pointed at the started reference wallet
 
@@ -161,6 +166,8 @@ class Profile:
             value = getattr(self, item.name)
             if item.name == "headers":
                 value = {name: REDACTED for name, _ in value}
+            elif item.name == "waivers":
+                value = [w.to_record() for w in value]
             elif item.name == "accounts":
                 value = [str(a) for a in value]
             elif isinstance(value, tuple):
@@ -237,6 +244,8 @@ def _from_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
     flat: dict[str, Any] = {}
     known = {"target", "http", "run", "evidence"}
+    if "waiver" in data:  # [[waiver]] tables (conformance.waivers), kept apart from the sections
+        flat["waiver_tables"] = (data.pop("waiver"), path)
     for section, values in data.items():
         if section not in known or not isinstance(values, dict):
             raise ConfigError(f"config file {path}: unknown section [{section}] (known: {', '.join(sorted(known))})")
@@ -254,6 +263,7 @@ _ENV_KEYS = (
     "long_retry_windows",
     "compare", "history", "signing_key", "html", "settle_timeout", "max_duration", "max_outstanding",
     "max_executes", "max_execute_amount", "max_body_bytes", "overwrite",
+    "waivers", "strict_waivers", "replays", "flaky_fails",
 )
 
 
@@ -275,11 +285,13 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
     merged.update(_from_env(environ))
     merged.update({k: v for k, v in cli.items() if v is not None and k != "config"})
 
+    waiver_tables = merged.pop("waiver_tables", None)
     unknown = set(merged) - {f.name for f in fields(Profile)} | ({"target", "config_file"} & set(merged))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
 
     values: dict[str, Any] = {"config_file": config_file}
+    values["waivers"] = _waivers(merged.pop("waivers", None), waiver_tables)
     for key, value in merged.items():
         if key == "base_url":
             values[key] = _base_url(value)
@@ -327,12 +339,15 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
             if not amount.is_finite() or amount < 0:
                 raise ConfigError(f"max_execute_amount: {value!r} must be a non-negative number")
             values[key] = str(amount)
-        elif key in ("verify_tls", "allow_money_movement", "html", "overwrite", "long_retry_windows"):
+        elif key in ("verify_tls", "allow_money_movement", "html", "overwrite", "long_retry_windows",
+                     "strict_waivers", "flaky_fails"):
             values[key] = _bool(key, value)
         elif key == "seed":
             values[key] = _number("seed", value, int, minimum=0)
         elif key == "max_examples":
             values[key] = _number("max_examples", value, int, minimum=1)
+        elif key == "replays":
+            values[key] = _number("replays", value, int, minimum=0)
         elif key == "phases":
             phases = tuple(_list(value))
             bad = [p for p in phases if p not in PHASES]
@@ -347,3 +362,18 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
         else:
             values[key] = str(value)
     return Profile(**values)
+
+
+def _waivers(files: Any, tables: tuple[Any, str] | None) -> tuple:
+    """The waivers of the ``waivers`` file(s) and of the profile's own ``[[waiver]]`` tables."""
+    from conformance import waivers
+
+    found: list = []
+    try:
+        if tables is not None:
+            found += waivers.parse(*tables)
+        for path in ([] if files is None else [files] if isinstance(files, str) else list(files)):
+            found += waivers.load(str(path))
+    except waivers.WaiverError as error:
+        raise ConfigError(str(error)) from None
+    return tuple(found)

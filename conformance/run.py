@@ -43,6 +43,7 @@ from conformance.money_journal import read as read_money_journal
 from conformance.profile import Profile, TestAccount
 from conformance.settle import describe, read_balances, settle_command_line, settle_outstanding
 from conformance.suite.plugin import RunState, SuitePlugin
+from conformance.suite.replay import ReplayPlugin
 from conformance.summary import build_summary
 from conformance.transport import Client, GeneratedGate
 
@@ -277,11 +278,13 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
                 number_prefix=f"cf-{run_id}-g", gate=GeneratedGate(money, live.max_body_bytes, live.timeout),
             )
             plugin = SuitePlugin(state, progress=say)
+            replay = ReplayPlugin(state, live.replays, progress=say)  # failing MUST probes replayed (flaky)
             pytest_exit = None
             settle_started = None
             try:
                 pytest_exit = pytest.main(
-                    _pytest_args(report_dir, verbose), plugins=[plugin, SettleAsTheRunGoes(settle_now, money)])
+                    _pytest_args(report_dir, verbose),
+                    plugins=[plugin, replay, SettleAsTheRunGoes(settle_now, money)])
             finally:
                 if timer is not None:
                     timer.cancel()
