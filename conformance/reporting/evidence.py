@@ -408,12 +408,12 @@ def verify_bundle(path: str | Path, public_key=None, fingerprint_pin: str | None
             measured = _stream_digest(archive, name, int(item["size"]), report)
             if measured is None:
                 continue
-            if name == "summary.json":  # the one member read whole (its verdict is checked below)
-                contents[name] = read(name)
             report.files_checked += 1
             actual, size = measured
             if actual != item["sha256"] or size != item["size"]:
                 _change(report, name, f"SHA-256 {actual[:16]}… ≠ manifest {str(item['sha256'])[:16]}…")
+            if name == "summary.json":  # the one member read whole (its verdict is checked below)
+                contents[name] = read(name) if size == item["size"] else None
         for name in sorted(set(entries)):
             if name not in listed and name not in ABOUT_MANIFEST:
                 report.added.append(name)
