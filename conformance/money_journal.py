@@ -23,7 +23,8 @@ Record kinds (one JSON object per line, ``"kind"`` says which):
   cancel: settled|unsettled), ``code``, ``http``, ``exchange``
 - ``balance``: ``when`` (preflight|end|settle), ``account``, ``amount`` (the wallet's string), ``digits``
 - ``refused``: an execute the exposure bounds did not let out (``reason``)
-- ``settle``: a settle pass's result (``settled``, ``outstanding``)
+- ``settle``: a settle pass's result (``settled``, ``outstanding``); with ``void``, why nothing is owed
+  any more (the run's embedded, in-memory wallet ended with it)
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ class State:
         self.balances: dict[str, dict[str, dict]] = {}  # when -> account -> record (last wins)
         self.refused: list[dict] = []
         self.settles: list[dict] = []
+        self.void: str | None = None  # why nothing can be owed any more (the embedded wallet died with its run)
         self.torn = 0
 
     def apply(self, record: dict) -> None:
@@ -180,6 +182,8 @@ class State:
             self.refused.append(record)
         elif kind == "settle":
             self.settles.append(record)
+            if record.get("void"):
+                self.void = record["void"]
 
     def _intent(self, record: dict) -> None:
         self.intents[record["seq"]] = record
@@ -222,10 +226,10 @@ class State:
             entry.settled_by = intent.get("origin")
 
     def outstanding(self) -> list[Adjustment]:
-        return [a for a in self.adjustments.values() if a.outstanding]
+        return [] if self.void else [a for a in self.adjustments.values() if a.outstanding]
 
     def open_count(self) -> int:
-        return sum(1 for a in self.adjustments.values() if a.outstanding)
+        return 0 if self.void else sum(1 for a in self.adjustments.values() if a.outstanding)
 
 
 def read(path: Path) -> State:
@@ -288,9 +292,10 @@ class MoneyJournal:
                 os.fsync(self._file.fileno())
             self.state.apply(json.loads(line))
 
-    def start_run(self, run_id: str, base_url: str | None, company_id: int, accounts: list[str]) -> None:
+    def start_run(self, run_id: str, base_url: str | None, company_id: int, accounts: list[str],
+                  embedded: bool = False) -> None:
         self._append({"kind": "run", "run_id": run_id, "target": public_url(base_url), "company_id": company_id,
-                      "accounts": accounts})
+                      "accounts": accounts, "embedded": embedded})
 
     def stop(self, reason: str) -> None:
         if not self.stopping.is_set():

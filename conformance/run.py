@@ -239,7 +239,8 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
             )
             ledger = Ledger(money=money)
             journal.observers += [ledger, CancelPairs(journal)]
-            money.start_run(run_id, live.base_url, live.company_id, [str(a) for a in live.accounts])
+            money.start_run(run_id, live.base_url, live.company_id, [str(a) for a in live.accounts],
+                            embedded=live.embedded)
             state = RunState(profile=live, journal=journal, ledger=ledger, run_id=run_id)
             say(f"target: {live.base_url} ({'embedded reference wallet' if live.embedded else 'external'})")
             try:

@@ -146,6 +146,8 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
         return EXIT_USAGE
     state = read(directory / JOURNAL_FILE)
     run = state.run
+    if run.get("embedded") and not values.get("base_url"):
+        return _void_embedded(directory, state, say, err)
     merged = {"base_url": values.get("base_url") or run.get("target"),
               "company_id": values.get("company_id") or run.get("company_id")}
     merged.update({k: v for k, v in values.items() if k not in merged and v is not None})
@@ -198,6 +200,23 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
         say(f"  balance {account['account']}: {account['before']} -> {account['after']} ({account['meaning']})")
     say(f"settle: {len(owed) - len(left)} settled, {len(left)} outstanding, {elapsed:.1f} s; addendum {addendum.name}")
     return EXIT_OUTSTANDING if left else EXIT_SETTLED
+
+
+def _void_embedded(directory: Path, state: Any, say: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """A run against the embedded wallet: its in-memory ledger ended with the run, so nothing is owed."""
+    try:
+        money = MoneyJournal(directory)
+    except JournalBusy as error:
+        err(f"conformance settle: error: {error}")
+        return EXIT_USAGE
+    owed = money.outstanding()
+    reason = "the run's embedded reference wallet kept its money in memory and ended with the run"
+    if owed:
+        money.note_settle({"by": "conformance settle", "void": reason, "outstanding": [a.key for a in owed]})
+    money.close()
+    write_json(directory / "ledger.json", summarise(read(directory / JOURNAL_FILE)))
+    say(f"settle: {len(owed)} adjustment(s) were open, nothing is owed: {reason}")
+    return EXIT_SETTLED
 
 
 def policy_of(profile: Any) -> CancelPolicy:

@@ -238,3 +238,13 @@ def test_a_report_dir_with_money_outstanding_is_refused_even_with_overwrite(tmp_
     money.close()
     done = _cli("run", "--report-dir", str(tmp_path / "r"), "--overwrite")
     assert done.returncode == 2 and "conformance settle" in done.stderr
+
+
+def test_settle_of_a_killed_embedded_run_owes_nothing(tmp_path):
+    money = MoneyJournal(tmp_path)
+    money.start_run("r", "http://127.0.0.1:9/api", 439, [], embedded=True)
+    money.admit("executeAdjustment", {**EXECUTE, "requestUniqueNo": "E-mem"}, "handwritten/t")
+    money.close()
+    code, lines, _ = run_settle(tmp_path)
+    assert code == 0 and "nothing is owed" in lines[0]
+    assert read(tmp_path / JOURNAL_FILE).outstanding() == []
