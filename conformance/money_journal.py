@@ -282,13 +282,16 @@ class MoneyJournal:
             raise JournalBusy(f"{self.path} is in use by another run or settle") from None
 
     # ------------------------------------------------------------- writing
-    def _append(self, record: dict) -> None:
+    def _append(self, record: dict, *, sync: bool = True) -> None:
+        """Append one record; ``sync``: fsync before returning (an intent must be on disk before its request
+        leaves; an outcome lost in a crash only turns into an unknown outcome, which settle cancels anyway,
+        so outcomes are flushed to the OS but ride on the next fsync)."""
         record.setdefault("at", dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
         line = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
-            if self._fsync:
+            if self._fsync and sync:
                 os.fsync(self._file.fileno())
             self.state.apply(json.loads(line))
 
@@ -367,7 +370,7 @@ class MoneyJournal:
             "kind": "outcome", "intent": seq, "op": intent["op"], "number": intent.get("number"), "status": status,
             "code": code, "definitive": definitive, "http": None if response is None else response.status,
             "exchange": exchange.id, "error": exchange.error,
-        })
+        }, sync=False)
 
     def balance(self, when: str, account: str, amount: Any, digits: Any) -> None:
         self._append({"kind": "balance", "when": when, "account": account, "amount": amount, "digits": digits})
@@ -378,6 +381,9 @@ class MoneyJournal:
     def close(self) -> None:
         with self._lock:
             if not self._file.closed:
+                self._file.flush()
+                if self._fsync:
+                    os.fsync(self._file.fileno())
                 self._file.close()  # closing releases the lock
 
     # ------------------------------------------------------------- reading
