@@ -79,6 +79,7 @@ def test_independent_wallet_gets_no_false_failure(wallet, tmp_path):
     try:
         report = tmp_path / "report"
         args = [sys.executable, "-m", "conformance.cli", "run", "--base-url", url, "--allow-money-movement",
+                "--max-execute-amount", "0", "--rate-limit", "0",
                 "--max-examples", "10", "--no-html", "--report-dir", str(report)]
         for third, user, currency, _ in ACCOUNTS:
             args += ["--account", f"{third}:{user}:{currency}"]

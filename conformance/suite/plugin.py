@@ -21,6 +21,7 @@ from conformance.checks import Outcome, Status
 from conformance.exchange import Exchange
 from conformance.journal import Journal
 from conformance.ledger import Ledger
+from conformance.money_journal import ExposureRefused
 from conformance.profile import Profile
 from conformance.transport import Client
 
@@ -117,6 +118,8 @@ class SuitePlugin:
                 return (yield)
             except Judged:
                 raise
+            except ExposureRefused as error:  # the suite's own money bound: not judged, and says why
+                raise pytest.skip.Exception(f"not judged: {error}") from None
             except Exception as error:  # pytest's skip/fail/exit are BaseExceptions and pass through
                 self._type_unjudged(item, error)
                 raise
