@@ -439,3 +439,17 @@ def test_in_parallel_is_bounded_and_overlaps(tmp_path):
         peak[0] = 0
         sim.platform.in_parallel(work, range(10), limit=2)
         assert peak[0] == 2
+
+
+class _Item:
+    def __init__(self, nodeid, fixturenames=()):
+        self.nodeid, self.fixturenames = nodeid, fixturenames
+
+
+def test_the_delivery_phase_is_selected_apart_from_handwritten():
+    from conformance.suite.plugin import item_phase
+
+    assert item_phase(_Item("test_delivery.py::test_delivery[cut-off-execute]")) == "delivery"
+    assert item_phase(_Item("test_adjustments.py::test_execute_latency")) == "handwritten"
+    assert item_phase(_Item("test_generated.py::test_generated_slice[x]", ("scenario",))) == "generated"
+    assert "delivery" in profiles.PHASES
