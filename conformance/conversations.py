@@ -57,4 +57,4 @@ class CancelPairs:
         for check in checks:
             outcome = judge_conversation(check, self.journal.ctx, execute=execute, cancel=exchange)
             if outcome.status is not Status.NOT_APPLICABLE:  # pairs a rule does not speak of are not recorded
-                self.journal.add(outcome.with_origin(exchange.origin))
+                self.journal.add(outcome.with_origin(exchange.origin))  # a test's context overrides it

@@ -230,14 +230,15 @@ def _same_adjustment(execute: Exchange, cancel: Exchange) -> bool:
 
 
 def _clean(exchange: Exchange) -> bool:
-    """Answered, schema-valid, and the documented headers sent as documented (others judge the rest)."""
-    from conformance.checks.schema import documented_spellings, schema_problems
+    """Answered, valid and plausible in every reading (:func:`~conformance.checks.schema.business_valid`),
+    and the documented headers sent as documented (others judge the rest)."""
+    from conformance.checks.schema import business_valid, documented_spellings
 
     return (
         exchange.response is not None
         and exchange.request.has_header("timestamp")
         and documented_spellings(exchange)
-        and not schema_problems(exchange)
+        and business_valid(exchange)
     )
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from conformance.checks import NA, Context, check
 from conformance.checks.answers import describe, is_decimal_string, is_int, must_be_rejected
-from conformance.checks.schema import documented_spellings, headers_valid
+from conformance.checks.schema import business_valid, documented_spellings
 from conformance.exchange import Exchange
 
 CAMEL = ("userName", "currency", "amount", "amountDigits")
@@ -127,7 +127,7 @@ def profile_account_balance_succeeds(exchange: Exchange, ctx: Context):
         exchange.request.method != "POST"
         or exchange.response is None
         or exchange.negative
-        or not headers_valid(exchange)
+        or not business_valid(exchange)
         or not documented_spellings(exchange)
         or not ctx.is_profile_account(exchange.request.json)
     ):
@@ -182,7 +182,7 @@ def answers_for_the_account_it_names(exchange: Exchange, ctx: Context):
         or exchange.request.method != "POST"
         or exchange.response is None
         or exchange.negative
-        or not headers_valid(exchange)
+        or not business_valid(exchange)
         or not ctx.is_unheld_currency(body)
     ):
         return NA

@@ -10,8 +10,11 @@ from conformance.exchange import Exchange
 
 @check("ROB-001")
 def never_a_server_error(exchange: Exchange, ctx: Context):
-    """The wallet never answers with a 5xx."""
-    if exchange.response is None:
+    """The wallet never answers a documented call (POST on the three paths) with a 5xx.
+
+    Other methods are ROB-003's: RFC 9110 §15.6.2 makes 501 a right answer to a method a server does not
+    implement."""
+    if exchange.response is None or exchange.request.method != "POST":
         return NA
     status = exchange.response.status
     if status < 500:
@@ -32,13 +35,16 @@ def malformed_json_rejected_with_envelope(exchange: Exchange, ctx: Context):
 
 @check("ROB-003")
 def undeclared_method_not_allowed(exchange: Exchange, ctx: Context):
-    """Undeclared HTTP methods are answered 405 (or 501)."""
+    """Undeclared HTTP methods are refused: 405 (or 501), or the error envelope (ok=false), never a success."""
     if exchange.request.method == "POST" or exchange.response is None:
         return NA
     status = exchange.response.status
     if status in (405, 501):
         return None
-    return f"{exchange.request.method} answered HTTP {status}, expected 405 Method Not Allowed"
+    envelope = exchange.envelope
+    if status < 500 and envelope is not None and envelope.get("ok") is False:
+        return None  # refused the platform's way (HTTP 200 or 4xx with ok=false, spec D5/D20)
+    return f"{exchange.request.method} answered HTTP {status}; expected 405 Method Not Allowed or an error envelope"
 
 
 def _within(exchange: Exchange, deadline_ms: float):

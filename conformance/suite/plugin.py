@@ -279,7 +279,7 @@ def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | N
     if unanswered:  # one unanswered call among answered ones is enough: the rule was not kept on it
         raise Judged(f"{requirement}: the target did not answer: {unanswered[0].error}")
     if not judged:
-        inapplicable = [o for o in outcomes if o.status is Status.NOT_APPLICABLE]
+        inapplicable = [o for o in outcomes if o.status in (Status.NOT_APPLICABLE, Status.VACUOUS)]
         if inapplicable:
             return  # the target's own (legal) answer made the rule inapplicable: recorded as such, not a defect
         _record(journal, requirement, Status.SUITE_DEFECT, "the probe did not reach the rule (no check applied)",
