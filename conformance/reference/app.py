@@ -1,4 +1,4 @@
-"""The wallet's HTTP surface: three POST routes under the prefix (Starlette).
+"""The wallet's HTTP surface: three POST routes under the prefix (an ASGI app on Starlette's Request/Response).
 
 Every POST on the three paths answers HTTP 200 with the JSON envelope, whatever
 happens (spec decision D5), unless a fault says otherwise; other methods answer
@@ -10,6 +10,7 @@ idempotence). The ledger work runs in Starlette's thread pool.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import logging
@@ -19,16 +20,14 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from conformance.reference.accounts import format_minor
 from conformance.reference.config import WalletConfig
 from conformance.reference.envelope import Answer, failure, render, success
-from conformance.reference.store import Balance, Ledger
+from conformance.reference.store import Balance, Ledger, LedgerBusy
 from conformance.reference.validation import (
     BALANCE,
     CANCEL,
@@ -48,6 +47,7 @@ PATHS = {
     CANCEL: "/cancel-external-system-credit-limit-adjustment",
 }
 DOCUMENTED_HEADERS = ("trace", "companyId", "timestamp")
+_BY_LOWER_NAME = {name.lower().encode(): name for name in DOCUMENTED_HEADERS}
 SLOW_SECONDS = 3.2  # faults slow-execute and slow-cancel: beyond the 3 s deadline
 LOST_ANSWER_SECONDS = 0.3  # fault lost-cancel-answer-refunds-again: between the refund and the bookkeeping
 LATE_SECONDS = 3.3  # fault late-execute-applies-after-cancel: the slow downstream call before the commit
@@ -64,7 +64,14 @@ def documented_headers(scope: dict[str, Any], exact_names: bool) -> dict[str, st
     header-names-case-sensitive) only the exact spellings count; the raw names come
     from the ``raw_header_names`` scope extension set by the wallet's HTTP protocol.
     """
-    raw_names = scope.get("extensions", {}).get("raw_header_names") if exact_names else None
+    if not exact_names:  # ASGI servers hand the names in lower case: one dict lookup per header
+        found = {}
+        for name, value in scope["headers"]:
+            documented = _BY_LOWER_NAME.get(name)
+            if documented is not None and documented not in found:
+                found[documented] = value.decode("latin-1")
+        return found
+    raw_names = scope.get("extensions", {}).get("raw_header_names")
     found: dict[str, str] = {}
     for index, (name, value) in enumerate(scope["headers"]):
         spelled = (raw_names[index] if raw_names else name).decode("latin-1")
@@ -107,11 +114,10 @@ class Wallet:
 
     # ------------------------------------------------------------ HTTP
 
-    def routes(self) -> list[Route]:
+    def endpoints(self) -> dict[str, _Endpoint]:
+        """The three operations by their full path."""
         prefix = self.config.prefix
-        routes = [Route(prefix + path, _Endpoint(self.handle, op)) for op, path in PATHS.items()]
-        routes.append(Route("/{path:path}", _Endpoint(self.not_found)))
-        return routes
+        return {prefix + path: _Endpoint(self.handle, op) for op, path in PATHS.items()}
 
     async def not_found(self, request: Request, *_: Any) -> Response:
         answer = failure("NOT_FOUND", f"no operation at {request.url.path}", status=404)
@@ -141,7 +147,12 @@ class Wallet:
                 raw = await request.body()
                 if self.fault == "non-object-body-html-500" and _json_but_not_object(raw):
                     return Response(HTML_500, status_code=500, media_type="text/html")
-                answer, delay = await run_in_threadpool(self.process, operation, headers, content_type, raw)
+                answer = None
+                if operation == BALANCE:  # a read: inline on the event loop unless the ledger is busy
+                    with contextlib.suppress(LedgerBusy):
+                        answer, delay = self.process(operation, headers, content_type, raw, wait=False)
+                if answer is None:
+                    answer, delay = await run_in_threadpool(self.process, operation, headers, content_type, raw)
                 if operation == EXECUTE and "slow-but-in-time" in self.variants:
                     delay = max(delay, self._in_time_delay())
             if delay:
@@ -168,7 +179,7 @@ class Wallet:
     # ------------------------------------------------------------ operations
 
     def process(
-        self, operation: str, headers: dict[str, str], content_type: str | None, raw: bytes
+        self, operation: str, headers: dict[str, str], content_type: str | None, raw: bytes, wait: bool = True
     ) -> tuple[Answer, float]:
         """The answer to one POST, and how long a slow fault delays it (seconds)."""
         variants = self.variants
@@ -190,7 +201,7 @@ class Wallet:
                     self.ledger.remember_rejected_execute(number, checked.code, checked.msg)
             return failure(checked.code, checked.msg), 0.0
         if operation == BALANCE:
-            return self._balance(checked.account_key), 0.0
+            return self._balance(checked.account_key, wait), 0.0
         if operation == EXECUTE:
             operation_type = checked.body["operationType"]
             delta = -checked.minor
@@ -246,8 +257,8 @@ class Wallet:
             return {}
         return {"balance": format_minor(found.minor, found.digits), "currency": found.currency}
 
-    def _balance(self, key: tuple[str, str, str]) -> Answer:
-        found = self.ledger.balance(key)
+    def _balance(self, key: tuple[str, str, str], wait: bool = True) -> Answer:
+        found = self.ledger.balance(key, wait)
         currency = key[2]
         if found is None:
             if "auto-open-accounts" in self.variants and openable_currency(currency) and self.ledger.known_user(key):
@@ -313,5 +324,18 @@ class _Endpoint:
         await response(scope, receive, send)
 
 
-def create_app(config: WalletConfig, ledger: Ledger) -> Starlette:
-    return Starlette(routes=Wallet(config, ledger).routes())
+class WalletApp:
+    """The ASGI application: the three paths by exact match (a dict, no router), anything else 404."""
+
+    def __init__(self, wallet: Wallet):
+        self.endpoints = wallet.endpoints()
+        self.not_found = _Endpoint(wallet.not_found)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":  # lifespan is off; websockets are not served
+            return
+        await self.endpoints.get(scope["path"], self.not_found)(scope, receive, send)
+
+
+def create_app(config: WalletConfig, ledger: Ledger) -> WalletApp:
+    return WalletApp(Wallet(config, ledger))
