@@ -57,6 +57,31 @@ SLOW_SEED = 20261201  # variant slow-but-in-time: the jitter is the same in ever
 log = logging.getLogger(__name__)
 
 
+_READ_HEADERS = frozenset((b"trace", b"companyid", b"timestamp", b"content-type", b"accept-encoding"))
+
+
+def request_headers(scope: dict[str, Any]) -> dict[bytes, str]:
+    """The first value of each header the wallet reads, by its lower-case name (one pass over the scope)."""
+    found: dict[bytes, str] = {}
+    for name, value in scope["headers"]:
+        if name in _READ_HEADERS and name not in found:
+            found[name] = value.decode("latin-1")
+    return found
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body (Starlette's ``Request.body`` without its stream wrapper)."""
+    chunks = []
+    while True:
+        message = await request.receive()
+        if message["type"] != "http.request":  # the client went away
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
 def documented_headers(scope: dict[str, Any], exact_names: bool) -> dict[str, str]:
     """The documented request headers by their documented spelling.
 
@@ -64,13 +89,9 @@ def documented_headers(scope: dict[str, Any], exact_names: bool) -> dict[str, st
     header-names-case-sensitive) only the exact spellings count; the raw names come
     from the ``raw_header_names`` scope extension set by the wallet's HTTP protocol.
     """
-    if not exact_names:  # ASGI servers hand the names in lower case: one dict lookup per header
-        found = {}
-        for name, value in scope["headers"]:
-            documented = _BY_LOWER_NAME.get(name)
-            if documented is not None and documented not in found:
-                found[documented] = value.decode("latin-1")
-        return found
+    if not exact_names:  # ASGI servers hand the names in lower case
+        read = request_headers(scope)
+        return {documented: read[name] for name, documented in _BY_LOWER_NAME.items() if name in read}
     raw_names = scope.get("extensions", {}).get("raw_header_names")
     found: dict[str, str] = {}
     for index, (name, value) in enumerate(scope["headers"]):
@@ -101,16 +122,13 @@ class Wallet:
     def __init__(self, config: WalletConfig, ledger: Ledger):
         self.config = config
         self.ledger = ledger
+        self.fault = config.fault
         self.variants = config.variants
         self._executes = itertools.count(1)  # variant slow-but-in-time: which execute this is
         self._jitter = random.Random(SLOW_SEED)
         self._jitter_lock = threading.Lock()
         self._answers = itertools.count(1)  # fault flaky-trace-echo: every third answer
         self._downstream = threading.Lock()  # fault serialised-slow-executes: one lock for every execute
-
-    @property
-    def fault(self) -> str | None:
-        return self.config.fault
 
     # ------------------------------------------------------------ HTTP
 
@@ -128,12 +146,13 @@ class Wallet:
             trace = f"{trace}-{next(self._answers)}"  # a pooled buffer still holds another request's trace
         if not self.variants:
             return render(answer, trace, started, self.fault)
-        encoding = request.headers.get("accept-encoding", "")
+        encoding = request_headers(request.scope).get(b"accept-encoding", "")
         return render(answer, trace, started, self.fault, self.variants, encoding)
 
     async def handle(self, request: Request, operation: str) -> Response:
         started = time.perf_counter()
-        trace = request.headers.get("trace", "")
+        read = request_headers(request.scope)
+        trace = read.get(b"trace", "")
         try:
             if request.method != "POST":
                 if self.fault == "get-answers-200":
@@ -142,9 +161,12 @@ class Wallet:
                     answer = failure("METHOD_NOT_ALLOWED", "use POST", 405, (("Allow", "POST"),))
                 delay = 0.0
             else:
-                headers = documented_headers(request.scope, self.fault == "header-names-case-sensitive")
-                content_type = request.headers.get("content-type")
-                raw = await request.body()
+                if self.fault == "header-names-case-sensitive":
+                    headers = documented_headers(request.scope, True)
+                else:
+                    headers = {documented: read[name] for name, documented in _BY_LOWER_NAME.items() if name in read}
+                content_type = read.get(b"content-type")
+                raw = await read_body(request)
                 if self.fault == "non-object-body-html-500" and _json_but_not_object(raw):
                     return Response(HTML_500, status_code=500, media_type="text/html")
                 answer = None
