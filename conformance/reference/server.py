@@ -100,17 +100,8 @@ class OneSendTransport:
 
 if HttpToolsProtocol is not None:
 
-    class RawHeaderNamesHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[valid-type,misc]
-        """uvicorn's httptools protocol, plus the raw header names in the ASGI scope."""
-
-        def on_message_begin(self) -> None:
-            super().on_message_begin()
-            self._raw_header_names: list[bytes] = []
-            self.scope["extensions"] = {"raw_header_names": self._raw_header_names}
-
-        def on_header(self, name: bytes, value: bytes) -> None:
-            self._raw_header_names.append(name)  # before uvicorn lower-cases it
-            super().on_header(name, value)
+    class OneSendHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[valid-type,misc]
+        """uvicorn's httptools protocol, sending each response's head and body in one write."""
 
         def on_headers_complete(self) -> None:
             super().on_headers_complete()  # creates the cycle; its task runs on a later loop turn
@@ -125,9 +116,26 @@ if HttpToolsProtocol is not None:
 
                 cycle.on_response = flushed_on_response
 
-    PROTOCOL: type = RawHeaderNamesHttpToolsProtocol
-else:
-    PROTOCOL = RawHeaderNamesH11Protocol
+    class RawHeaderNamesHttpToolsProtocol(OneSendHttpToolsProtocol):
+        """Also the raw header names in the ASGI scope (only the fault header-names-case-sensitive reads them)."""
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._raw_header_names: list[bytes] = []
+            self.scope["extensions"] = {"raw_header_names": self._raw_header_names}
+
+        def on_header(self, name: bytes, value: bytes) -> None:
+            self._raw_header_names.append(name)  # before uvicorn lower-cases it
+            super().on_header(name, value)
+
+
+def protocol_for(config: WalletConfig) -> type:
+    """httptools when installed (h11 otherwise); the raw-header-names flavour only when a fault needs it."""
+    if HttpToolsProtocol is None:
+        return RawHeaderNamesH11Protocol
+    if config.fault == "header-names-case-sensitive":
+        return RawHeaderNamesHttpToolsProtocol
+    return OneSendHttpToolsProtocol
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -167,7 +175,7 @@ def serve(config: WalletConfig, host: str = "127.0.0.1", port: int = 0) -> Itera
         ledger = Ledger(config.accounts, config.db, config.fault, config.variants)
         uv_config = uvicorn.Config(
             create_app(config, ledger),
-            http=PROTOCOL,
+            http=protocol_for(config),
             lifespan="off",
             proxy_headers=False,  # the wallet is not behind a proxy; saves a middleware per request
             log_level="warning",
