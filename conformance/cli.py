@@ -47,7 +47,14 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--insecure", action="store_const", const=False, dest="verify_tls", default=None,
         help="do not verify TLS certificates")
     add("--ca-bundle", help="a CA bundle to verify the target's TLS certificate")
-    add("--phases", help="comma-separated: examples,coverage,fuzzing,stateful,handwritten (default all)")
+    add("--phases", help="comma-separated: examples,coverage,fuzzing,stateful,handwritten,delivery (default all)")
+    add("--concurrency", type=int, help="delivery phase: orders in flight at once (default 8, at most 64)")
+    add("--delivery-rate-limit", type=float,
+        help="delivery phase: max requests per second (default: as --rate-limit; 0 = none)")
+    add("--retry-window", type=float,
+        help="delivery phase: seconds over which replays are spread (default 2.5, at most 60)")
+    add("--long-retry-windows", action="store_const", const=True, default=None,
+        help="delivery phase: also replay after 30 s and 120 s (adds about 2 minutes to the run)")
     add("--compare", metavar="PREVIOUS_SUMMARY", help="a previous summary.json: list regressions and recoveries")
     add("--history", metavar="PREVIOUS_REPORT_DIR", help="a previous report dir whose Allure history to carry over")
     add("--signing-key", help="an Ed25519 private key (PEM) to sign the evidence bundle")
@@ -76,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _profile_values(args: argparse.Namespace) -> dict[str, Any]:
     names = ("base_url", "company_id", "accounts", "headers", "allow_money_movement", "config", "report_dir",
              "seed", "max_examples", "keys", "currency_allowlist", "timeout", "rate_limit", "verify_tls",
-             "ca_bundle", "phases", "compare", "history", "signing_key", "html")
+             "ca_bundle", "phases", "compare", "history", "signing_key", "html", "concurrency",
+             "delivery_rate_limit", "retry_window", "long_retry_windows")
     return {name: getattr(args, name, None) for name in names}
 
 
@@ -87,7 +95,8 @@ def _say(line: str) -> None:
 def command_run(args: argparse.Namespace) -> int:
     from conformance import profile as profiles
     from conformance import reporting
-    from conformance.run import TargetUnreachable, execute
+    from conformance.preflight import SetupError, TargetUnreachable
+    from conformance.run import execute
 
     try:
         profile = profiles.build(_profile_values(args))
@@ -96,6 +105,9 @@ def command_run(args: argparse.Namespace) -> int:
         return 2
     try:
         result = execute(profile, progress=_say, verbose=args.verbose)
+    except SetupError as error:
+        print(f"conformance: configuration error: {error}", file=sys.stderr)
+        return 2
     except TargetUnreachable as error:
         print(f"conformance: target unreachable: {error}", file=sys.stderr)
         return 3

@@ -114,6 +114,8 @@ class Exchange:
     origin: str  # e.g. "generated/fuzzing/negative" or "handwritten/test_headers::test_missing_trace"
     negative: bool = False  # built to be invalid on purpose
     error: str | None = None
+    waited_ms: float | None = None  # with no response: how long the client waited before it gave up
+    truncated: bool = False  # the response body was cut at the suite's size cap
     id: str = field(default_factory=next_exchange_id)
     started_at: float = field(default_factory=time.time)
 
@@ -169,6 +171,8 @@ class Exchange:
             },
             "response": None,
             "error": self.error,
+            "waited_ms": None if self.waited_ms is None else round(self.waited_ms, 3),
+            "truncated": self.truncated,
         }
         if self.response is not None:
             record["response"] = {

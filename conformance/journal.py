@@ -9,14 +9,21 @@ leaves its evidence. Secrets are redacted when written.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import json
 import threading
 from collections import Counter
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from conformance.checks import Context, Outcome, judge_exchange
 from conformance.exchange import Exchange
+
+#: Who is judging right now (a test's origin, and which attempt of it): stamped on every outcome recorded.
+_JUDGING: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("judging", default=None)
 
 EXCHANGES_FILE = "exchanges.jsonl"
 OUTCOMES_FILE = "outcomes.jsonl"
@@ -46,9 +53,25 @@ class Journal:
         self._outcome_file = open(directory / OUTCOMES_FILE, "a", encoding="utf-8")  # noqa: SIM115
 
     # ------------------------------------------------------------------ write
+    @contextlib.contextmanager
+    def context(self, origin: str, attempt: int = 0) -> Iterator[None]:
+        """Every outcome recorded inside the block is stamped with ``origin`` and ``attempt``."""
+        token = _JUDGING.set((origin, attempt))
+        try:
+            yield
+        finally:
+            _JUDGING.reset(token)
+
+    @staticmethod
+    def _stamp(outcome: Outcome, default_origin: str = "") -> Outcome:
+        current = _JUDGING.get()
+        if current is None:
+            return outcome.with_origin(default_origin) if default_origin else outcome
+        return replace(outcome, origin=current[0], attempt=current[1])
+
     def record(self, exchange: Exchange, *, judge: bool = True) -> list[Outcome]:
         """Keep an exchange, judge it by every exchange check that applies, and return the outcomes."""
-        outcomes = judge_exchange(exchange, self.ctx) if judge else []
+        outcomes = [self._stamp(o, exchange.origin) for o in judge_exchange(exchange, self.ctx)] if judge else []
         with self._lock:
             self.exchanges[exchange.id] = exchange
             self.counts[exchange.origin.split("/", 1)[0]] += 1
@@ -61,6 +84,7 @@ class Journal:
 
     def add(self, outcome: Outcome | None) -> Outcome | None:
         if outcome is not None:
+            outcome = self._stamp(outcome)
             with self._lock:
                 self._add_locked(outcome)
         return outcome
@@ -87,3 +111,8 @@ class Journal:
     def outcomes_for(self, requirement: str) -> list[Outcome]:
         with self._lock:
             return [o for o in self.outcomes if o.requirement == requirement]
+
+    def outcomes_of(self, origin: str, attempt: int | None = None) -> list[Outcome]:
+        """The outcomes one test (or slice) recorded, optionally of one attempt."""
+        with self._lock:
+            return [o for o in self.outcomes if o.origin == origin and (attempt is None or o.attempt == attempt)]

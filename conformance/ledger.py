@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,12 +66,10 @@ def _execute_outcome(exchange: Exchange) -> str:
 
 
 class Ledger:
-    """Keeps the money story of the run; with a ``judge``, also judges each first cancel against its execute."""
+    """Keeps the money story of the run (it judges nothing: see :mod:`conformance.conversations`)."""
 
-    def __init__(self, judge: Callable[..., Any] | None = None) -> None:
+    def __init__(self) -> None:
         self.entries: dict[str, Entry] = {}
-        self.executes: dict[str, Exchange] = {}  # first execute exchange per requestUniqueNo
-        self.judge = judge
         self._lock = threading.Lock()
 
     def observe(self, exchange: Exchange) -> None:
@@ -98,7 +95,6 @@ class Ledger:
             elif outcome == "applied" or (outcome == "unknown" and entry.outcome == "rejected"):
                 entry.outcome = outcome  # a replay can reveal money that moved
             entry.execute_exchanges.append(exchange.id)
-            self.executes.setdefault(number, exchange)
 
     def _observe_cancel(self, reverse: str, exchange: Exchange) -> None:
         code = exchange.code
@@ -106,18 +102,10 @@ class Ledger:
             entry = self.entries.get(reverse)
             if entry is None:
                 return
-            first_cancel = not entry.cancel_exchanges
             entry.cancel_exchanges.append(exchange.id)
             # only a success settles money that moved; "not applied"/"never received" settle the others
             if code in SETTLED_CODES and entry.settlement != "reversed" and (code == "0" or entry.outcome != "applied"):
                 entry.settlement = SETTLED_CODES[code]
-            execute = self.executes.get(reverse)
-        judged = first_cancel and execute is not None and self.judge is not None
-        if judged and not exchange.origin.startswith("compensation"):
-            from conformance.checks import conversation
-
-            self.judge(conversation.first_cancel_of_applied_execute_succeeds, execute=execute, cancel=exchange)
-            self.judge(conversation.cancel_of_refused_execute_answers_us0000001, execute=execute, cancel=exchange)
 
     def outstanding(self) -> list[Entry]:
         with self._lock:

@@ -22,11 +22,13 @@ from urllib.parse import urlsplit
 from conformance.checks import Context
 from conformance.exchange import REDACTED
 
-PHASES = ("examples", "coverage", "fuzzing", "stateful", "handwritten")
+PHASES = ("examples", "coverage", "fuzzing", "stateful", "handwritten", "delivery")
 KEY_STYLES = ("camel", "snake", "either")
 EMBEDDED = "embedded reference wallet"
 DEFAULT_EXTERNAL_RATE_LIMIT = 20.0  # requests per second against a real target
 ENV_PREFIX = "CONFORMANCE_"
+MAX_CONCURRENCY = 64  # the delivery phase never holds more orders in flight than this
+MAX_RETRY_WINDOW = 60.0  # seconds; longer spreads are the opt-in long windows
 
 
 class ConfigError(ValueError):
@@ -77,6 +79,10 @@ class Profile:
     history: str | None = None  # a previous report dir whose Allure history is carried over
     signing_key: str | None = None  # path to an Ed25519 private key (PEM) for the evidence bundle
     html: bool = True  # render report.html when the Allure command line is available
+    concurrency: int = 8  # delivery phase: orders in flight at once (bounded, MAX_CONCURRENCY)
+    delivery_rate_limit: float | None = None  # delivery phase requests per second; None = rate_limit's default
+    retry_window: float = 2.5  # delivery phase: seconds over which replays are spread (DLV-003)
+    long_retry_windows: bool = False  # opt in to the replays spread over minutes (simulator.LONG_RETRY_WINDOWS)
     config_file: str | None = field(default=None, compare=False)
     target: str = "external"  # "embedded" once pointed at the started reference wallet
 
@@ -95,6 +101,13 @@ class Profile:
         if self.rate_limit is not None:
             return self.rate_limit if self.rate_limit > 0 else None
         return None if self.embedded else DEFAULT_EXTERNAL_RATE_LIMIT
+
+    @property
+    def effective_delivery_rate_limit(self) -> float | None:
+        """The delivery phase's requests per second (None = unlimited): its own setting, else the run's."""
+        if self.delivery_rate_limit is not None:
+            return self.delivery_rate_limit if self.delivery_rate_limit > 0 else None
+        return self.effective_rate_limit
 
     @property
     def secret_header_names(self) -> frozenset[str]:
@@ -133,6 +146,7 @@ class Profile:
             record[item.name] = value
         record["money_allowed"] = self.money_allowed
         record["effective_rate_limit"] = self.effective_rate_limit
+        record["effective_delivery_rate_limit"] = self.effective_delivery_rate_limit
         return record
 
 
@@ -211,7 +225,8 @@ def _from_toml(path: str) -> dict[str, Any]:
 _ENV_KEYS = (
     "base_url", "company_id", "accounts", "headers", "keys", "currency_allowlist", "timeout", "rate_limit",
     "verify_tls", "ca_bundle", "seed", "max_examples", "phases", "allow_money_movement", "report_dir",
-    "compare", "history", "signing_key", "html",
+    "compare", "history", "signing_key", "html", "concurrency", "delivery_rate_limit", "retry_window",
+    "long_retry_windows",
 )
 
 
@@ -258,7 +273,18 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
             values[key] = _number("timeout", value, float, minimum=0.1)
         elif key == "rate_limit":
             values[key] = _number("rate_limit", value, float, minimum=0)
-        elif key in ("verify_tls", "allow_money_movement", "html"):
+        elif key == "concurrency":
+            values[key] = _number("concurrency", value, int, minimum=1)
+            if values[key] > MAX_CONCURRENCY:
+                raise ConfigError(f"concurrency: {value!r} is more than {MAX_CONCURRENCY}")
+        elif key == "delivery_rate_limit":
+            values[key] = _number("delivery_rate_limit", value, float, minimum=0)
+        elif key == "retry_window":
+            values[key] = _number("retry_window", value, float, minimum=0)
+            if values[key] > MAX_RETRY_WINDOW:
+                raise ConfigError(f"retry_window: {value!r} is more than {MAX_RETRY_WINDOW:g} s "
+                                  "(longer spreads: --long-retry-windows)")
+        elif key in ("verify_tls", "allow_money_movement", "html", "long_retry_windows"):
             values[key] = _bool(key, value)
         elif key == "seed":
             values[key] = _number("seed", value, int, minimum=0)

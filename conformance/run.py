@@ -9,14 +9,12 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from conformance import schemathesis_hooks
-from conformance.checks import judge_conversation
-from conformance.checks.money import balance_data, digits_of
-from conformance.exchange import Exchange
+from conformance import preflight, schemathesis_hooks
+from conformance.conversations import CancelPairs
 from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.profile import Profile, TestAccount
@@ -30,10 +28,6 @@ ARTIFACTS = (
     "summary.json", "ledger.json", "profile.json", "exchanges.jsonl", "outcomes.jsonl", "junit.xml",
     "allure-results", "allure-report", "report.html", "pytest.ini", "evidence", "comparison.json",
 )
-
-
-class TargetUnreachable(Exception):
-    """The target could not be reached, or does not speak HTTP/JSON at all, before testing (exit 3)."""
 
 
 @dataclass
@@ -75,39 +69,6 @@ def target(profile: Profile) -> Iterator[Profile]:
         yield profile.with_embedded_target(base_url, accounts)
 
 
-def preflight(profile: Profile, journal: Journal) -> dict[tuple[str, str, str], int]:
-    """One balance query per account: is there an HTTP/JSON server, and what are the accounts' decimals?"""
-    client = Client(profile, journal)
-    digits: dict[tuple[str, str, str], int] = {}
-    try:
-        probes = profile.accounts or (TestAccount("conformance-preflight", "0", "USD"),)
-        for account in probes:
-            body = {"thirdServerCode": account.third_server_code, "userName": account.user_name,
-                    "currency": account.currency}
-            exchange = client.call("getUserAmount", body, origin="preflight")
-            _ensure_speaks_json(profile, exchange)
-            data = balance_data(exchange)
-            value = digits_of(data) if isinstance(data, dict) else None
-            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-                digits[account.key] = value
-    finally:
-        client.close()
-    return digits
-
-
-def _ensure_speaks_json(profile: Profile, exchange: Exchange) -> None:
-    url = exchange.request.url
-    if exchange.response is None:
-        raise TargetUnreachable(f"cannot reach {url}: {exchange.error}")
-    if exchange.envelope is None:
-        response = exchange.response
-        snippet = " ".join(response.body[:60].decode("utf-8", "replace").split())
-        raise TargetUnreachable(
-            f"{url} does not speak the webhook API: HTTP {response.status} "
-            f"{response.content_type or 'no content type'}, body {snippet!r}"
-        )
-
-
 def _pytest_args(report_dir: Path, verbose: bool) -> list[str]:
     ini = report_dir / "pytest.ini"
     ini.write_text("[pytest]\n")
@@ -132,6 +93,8 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
     import pytest
 
     say = progress or (lambda line: None)
+    preflight.check_base_url(profile)  # setup mistakes end here, before anything is written or sent
+    preflight.check_accounts_named(profile)
     report_dir = prepare_report_dir(Path(profile.report_dir) if profile.report_dir else default_report_dir())
     started = time.time()
     run_id = uuid.uuid4().hex[:8]
@@ -140,26 +103,27 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
             report_dir, live.judging_context(), secret_headers=live.secret_header_names,
             secret_values=live.secret_values,
         )
-        ledger = Ledger(judge=lambda check, **exchanges: journal.add(
-            judge_conversation(check, journal.ctx, **exchanges)))
-        journal.observers.append(ledger)
+        ledger = Ledger()
+        journal.observers += [ledger, CancelPairs(journal)]
         state = RunState(profile=live, journal=journal, ledger=ledger, run_id=run_id)
         say(f"target: {live.base_url} ({'embedded reference wallet' if live.embedded else 'external'})")
         try:
-            digits = preflight(live, journal)
-        except TargetUnreachable:
+            checked = preflight.run(live, journal)
+        except (preflight.TargetUnreachable, preflight.SetupError):
             journal.close()
             raise
-        schemathesis_hooks.ACTIVE = schemathesis_hooks.Active(
+        digits = checked.digits
+        journal.ctx = replace(journal.ctx, account_digits=tuple(digits.items()))
+        state.generated = schemathesis_hooks.GeneratedRun(
             journal=journal, company_id=live.company_id, accounts=tuple(a.key for a in live.accounts),
-            account_digits=digits, money_allowed=live.money_allowed,
+            account_digits=digits, money_allowed=live.money_allowed, client_timeout_s=live.timeout,
+            number_prefix=f"cf-{run_id}-g",
         )
         plugin = SuitePlugin(state, progress=say)
         pytest_exit = None
         try:
             pytest_exit = pytest.main(_pytest_args(report_dir, verbose), plugins=[plugin])
         finally:
-            schemathesis_hooks.ACTIVE = None
             say("settling money: cancelling every adjustment still outstanding")
             compensation_client = Client(live, journal)
             try:

@@ -13,26 +13,25 @@ from conformance.profile import Profile
 def build_summary(profile: Profile, state, started: float, *, leftover: list, pytest_exit: int) -> dict:
     spec = contract.load()
     journal = state.journal
-    rows = verdicts.requirement_statuses(
-        journal.outcomes, state.test_results, journal.exchanges, journal.secret_headers, profile.money_allowed,
+    skip_reasons: dict[str, list[str]] = {}
+    for result in state.test_results:
+        if result["outcome"] == "skipped" and result.get("message"):
+            for rid in result["requirements"]:
+                skip_reasons.setdefault(rid, []).append(result["message"])
+    rows = verdicts.aggregate(
+        journal.outcomes, exchanges=journal.exchanges, secrets=journal.secret_headers,
+        money_allowed=profile.money_allowed, skip_reasons=skip_reasons, secret_values=journal.secret_values,
     )
-    verdict, exit_code = verdicts.overall(rows)
-    suite_errors = []
+    suite_errors = verdicts.suite_errors_from(journal.outcomes)
     if pytest_exit not in (0, 1):  # 2 interrupted, 3 internal error, 4 usage, 5 no tests
         suite_errors.append(f"the test session ended abnormally (pytest exit {pytest_exit})")
-    defects = [
-        t["nodeid"] for t in state.test_results
-        if t["outcome"] == "failed" and verdicts.SUITE_DEFECT in (t["message"] or "")
-    ]
-    if defects:  # a probe that reached no check proves nothing: never let it pass quietly
-        suite_errors.append(f"{len(defects)} test(s) reached no check (suite defect): {', '.join(defects[:5])}")
     broken = [s.name for s in state.scenarios if s.errors or (not s.skipped and s.calls == 0)]
     if broken:  # a generated slice that could not run judged nothing: the run is not complete
         suite_errors.append(f"{len(broken)} generated scenario(s) did not run: {', '.join(broken[:5])}")
     if leftover:
         suite_errors.append(f"{len(leftover)} adjustment(s) could not be compensated: see ledger.json")
-    if suite_errors and exit_code == verdicts.EXIT_PASSED:
-        verdict, exit_code = "incomplete", verdicts.EXIT_INCOMPLETE
+    run_verdict = verdicts.RunVerdict(tuple(rows), tuple(suite_errors))
+    verdict, exit_code = run_verdict.verdict, run_verdict.exit_code
     outcomes_by_test = {}
     for result in state.test_results:
         outcomes_by_test[result["outcome"]] = outcomes_by_test.get(result["outcome"], 0) + 1
@@ -58,8 +57,8 @@ def build_summary(profile: Profile, state, started: float, *, leftover: list, py
         },
         "verdict": verdict,
         "exit_code": exit_code,
-        "counts": verdicts.counts(rows),
-        "requirements": rows,
+        "counts": run_verdict.counts(),
+        "requirements": run_verdict.rows(),
         "tests": {"total": len(state.test_results), **outcomes_by_test},
         "test_results": state.test_results,
         "generated": [s.to_record() for s in state.scenarios],

@@ -165,6 +165,9 @@ class Client:
                 origin=origin,
                 negative=negative,
                 error=self._scrub(describe_transport_error(error, self.profile.timeout)),
+                # only a client that gave up waits a known time; a reset or refusal is no waiting of ours
+                waited_ms=(time.perf_counter() - clock) * 1000
+                if isinstance(error, requests.exceptions.Timeout) else None,
                 started_at=started,
             )
         elapsed = (time.perf_counter() - clock) * 1000

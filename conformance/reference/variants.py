@@ -27,6 +27,7 @@ class Variant:
     # documented rule's own latitude (EXE-001: any answer within 3 s)
     decision: str
     description: str
+    warns: tuple[str, ...] = ()  # the SHOULD requirements this legal reading draws a warning on
 
 
 _CATALOGUE = (
@@ -34,17 +35,18 @@ _CATALOGUE = (
     Variant("errors-http-400", "D5-error-status",
             "Every error answer keeps the envelope but uses an HTTP error status: 400 for malformed JSON, "
             "headers and parameters, 404 for an unknown account, 409 for business refusals "
-            "(US_0000001/US_0000002 included). Draws the SHOULD ENV-012 warning."),
+            "(US_0000001/US_0000002 included). Draws the SHOULD ENV-012 warning.", warns=("ENV-012",)),
     Variant("numeric-error-codes", "D20-error-answers",
             'Failure codes are numeric strings ("1001", "2003", ...) instead of names; US_0000001 and '
             "US_0000002 stay as documented."),
     Variant("error-data-empty", "D20-error-answers",
             "Failure envelopes carry data {} instead of null."),
     Variant("error-data-absent", "D20-error-answers",
-            "Failure envelopes have no data field at all. Draws the SHOULD ENV-011 warning on failures."),
+            "Failure envelopes have no data field at all. Draws the SHOULD ENV-011 warning on failures.",
+            warns=("ENV-011",)),
     Variant("minimal-envelope", "D6-envelope-required",
             "Envelopes carry only code, msg, trace, data, ok and fail (no bizCode, tm, msgParams). trace stays: "
-            "ENV-005 (MUST) requires the echo. Draws the SHOULD ENV-011 warning."),
+            "ENV-005 (MUST) requires the echo. Draws the SHOULD ENV-011 warning.", warns=("ENV-011",)),
     Variant("execute-data-balance", "D20-error-answers",
             'Successful execute and cancel answers carry the account\'s balance after the call in data '
             '({"balance": "99990.00", "currency": "USD"}).'),
@@ -102,7 +104,7 @@ _CATALOGUE = (
     Variant("second-cancel-refused", "D16-second-cancel",
             "A second cancel (new requestUniqueNo) of an execute already reversed is refused "
             "(ALREADY_REVERSED) and moves nothing. The same branch as the fault of that name: legal (D16), "
-            "it draws the SHOULD CAN-007 warning and never fails a run."),
+            "it draws the SHOULD CAN-007 warning and never fails a run.", warns=("CAN-007",)),
 )
 
 VARIANTS: dict[str, Variant] = {variant.name: variant for variant in _CATALOGUE}

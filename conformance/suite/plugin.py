@@ -17,13 +17,12 @@ from typing import Any
 import pytest
 
 from conformance import contract
-from conformance.checks import Outcome
+from conformance.checks import Outcome, Status
 from conformance.exchange import Exchange
 from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.profile import Profile
 from conformance.transport import Client
-from conformance.verdicts import SUITE_DEFECT
 
 REFERENCE_URL = "spec/webhook-api.reference.md#section-{section}"
 EPIC = "MultiMarkets Webhook API"
@@ -37,6 +36,7 @@ class RunState:
     journal: Journal
     ledger: Ledger
     run_id: str
+    generated: Any = None  # schemathesis_hooks.GeneratedRun: what the generated slices' hooks are handed
     scenarios: list = field(default_factory=list)  # generated.ScenarioResult, in run order
     test_results: list = field(default_factory=list)  # one dict per handwritten/generated test
 
@@ -102,6 +102,40 @@ class SuitePlugin:
     def pytest_runtest_setup(self, item) -> None:
         label_for_allure(item)
 
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item):
+        """Run the test inside the journal's judging context, and type how it ended.
+
+        A test that ends in :class:`Judged` has recorded its outcomes already. One that ends in
+        :class:`Unanswered` or :class:`Blocked` records that for each of its requirements it did not judge.
+        Any other exception is the suite's own defect, recorded as such: never the target's failure.
+        """
+        journal = self._state.journal
+        attempt = getattr(item, "conformance_attempt", 0)
+        with journal.context(item.nodeid, attempt):
+            try:
+                return (yield)
+            except Judged:
+                raise
+            except Exception as error:  # pytest's skip/fail/exit are BaseExceptions and pass through
+                self._type_unjudged(item, error)
+                raise
+
+    def _type_unjudged(self, item, error: BaseException) -> None:
+        journal = self._state.journal
+        done = {o.requirement for o in journal.outcomes_of(item.nodeid, getattr(item, "conformance_attempt", 0))
+                if o.status is not Status.NOT_APPLICABLE}
+        for requirement in requirement_ids(item):
+            if requirement in done:
+                continue
+            if isinstance(error, Unanswered):
+                _record(journal, requirement, Status.UNANSWERED, str(error), [e.id for e in error.exchanges])
+            elif isinstance(error, Blocked):
+                _record(journal, requirement, Status.BLOCKED, str(error), blocked_by=error.blocked_by)
+            else:
+                _record(journal, requirement, Status.SUITE_DEFECT,
+                        f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"[:300])
+
     def pytest_runtest_logreport(self, report) -> None:
         """Keep each test's result with the requirements it judges (for skip reasons and test-level failures)."""
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
@@ -127,17 +161,24 @@ class SuitePlugin:
                 self._progress(f"[{done:>4}/{self._total}] {report.outcome:<7} {report.nodeid}")
 
     def pytest_collection_modifyitems(self, config, items) -> None:
-        if "handwritten" not in self._state.profile.phases:  # --phases without handwritten: generated slices only
-            generated = [item for item in items if "scenario" in getattr(item, "fixturenames", ())]
-            if len(generated) < len(items):
-                config.hook.pytest_deselected(items=[item for item in items if item not in generated])
-                items[:] = generated
+        phases = self._state.profile.phases
+        kept = [item for item in items if item_phase(item) in phases or item_phase(item) == "generated"]
+        if len(kept) < len(items):  # --phases without handwritten or delivery: those tests are deselected
+            config.hook.pytest_deselected(items=[item for item in items if item not in kept])
+            items[:] = kept
         self._requirements = {item.nodeid: requirement_ids(item) for item in items}
         self._total = len(items)
 
     def pytest_sessionfinish(self, session) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def item_phase(item) -> str:
+    """generated (a Schemathesis slice: filtered by phase itself), delivery (the simulator) or handwritten."""
+    if "scenario" in getattr(item, "fixturenames", ()):
+        return "generated"
+    return "delivery" if item.nodeid.split("::", 1)[0].endswith("test_delivery.py") else "handwritten"
 
 
 def requirement_ids(item) -> list[str]:
@@ -190,13 +231,28 @@ def attach_exchanges(exchanges: Iterable[Exchange], secrets: frozenset[str]) -> 
         )
 
 
-def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | None) -> None:
-    """Assert that ``requirement`` was judged on the subjects and held.
+class Judged(AssertionError):
+    """Raised after a test's outcomes were recorded as data: a violation or an unanswered probe."""
 
-    A subject is an exchange (its recorded outcomes for ``requirement`` count) or
-    an outcome of a conversation check. If nothing judged the requirement, the
-    test itself is wrong (its probe did not reach the rule): that fails loudly
-    rather than passing quietly.
+
+class Blocked(Exception):
+    """The test cannot judge its requirements: another requirement's violation stopped it."""
+
+    def __init__(self, blocked_by: str, message: str):
+        super().__init__(message)
+        self.blocked_by = blocked_by
+
+
+def _record(journal: Journal, requirement: str, status: Status, message: str, exchanges=(), **extra) -> Outcome:
+    return journal.add(Outcome(requirement, "suite.expect", status, message, tuple(exchanges), **extra))
+
+
+def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | None) -> None:
+    """Record how ``requirement`` fared on the subjects, as typed outcomes, and raise :class:`Judged` if it failed.
+
+    A subject is an exchange (its recorded outcomes for ``requirement`` count) or an outcome of a
+    conversation check. An unanswered exchange is an UNANSWERED outcome (never a pass). If nothing judged
+    the requirement, the probe did not reach the rule: a SUITE_DEFECT outcome (the run is not sound).
     """
     outcomes: list[Outcome] = []
     exchanges: list[Exchange] = []
@@ -210,17 +266,51 @@ def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | N
         else:
             exchanges.append(subject)
             outcomes += [o for o in journal.outcomes_for(requirement) if subject.id in o.exchanges]
-    failed = [o for o in outcomes if not o.passed]
-    if failed or not outcomes:
+    unanswered = [e for e in dict.fromkeys(exchanges) if e.response is None]
+    for exchange in unanswered:
+        _record(journal, requirement, Status.UNANSWERED, f"the target did not answer: {exchange.error}", (exchange.id,))
+    failed = [o for o in outcomes if o.status.against_target]
+    judged = [o for o in outcomes if o.status.judged]
+    if failed or unanswered or not judged:
         attach_exchanges(dict.fromkeys(exchanges), journal.secret_headers)
-    unanswered = [e.error for e in exchanges if e.response is None]
     if failed:
         detail = "; ".join(f"[{o.check}] {o.message}" for o in failed)
-        raise AssertionError(f"{requirement} violated: {detail}")
+        raise Judged(f"{requirement} violated: {detail}")
     if unanswered:  # one unanswered call among answered ones is enough: the rule was not kept on it
-        raise AssertionError(f"{requirement}: could not be judged, the target did not answer: {unanswered[0]}")
-    if not outcomes:
-        raise AssertionError(f"{requirement}: the probe did not reach the rule (no check applied); {SUITE_DEFECT}")
+        raise Judged(f"{requirement}: the target did not answer: {unanswered[0].error}")
+    if not judged:
+        inapplicable = [o for o in outcomes if o.status in (Status.NOT_APPLICABLE, Status.VACUOUS)]
+        if inapplicable:
+            return  # the target's own (legal) answer made the rule inapplicable: recorded as such, not a defect
+        _record(journal, requirement, Status.SUITE_DEFECT, "the probe did not reach the rule (no check applied)",
+                [e.id for e in exchanges])
+        raise Judged(f"{requirement}: the probe did not reach the rule (no check applied): a suite defect")
+
+
+def expect_all(journal: Journal, checks: dict[str, Any], *, gate: str | None = None) -> None:
+    """Judge several requirements of one conversation; collect every failure before raising one :class:`Judged`.
+
+    ``gate`` names the requirement whose violation makes the others meaningless: when it failed, the
+    others are recorded BLOCKED by it instead of being judged.
+    """
+    failures = []
+    gate_failed = False
+    items = list(checks.items())
+    if gate is not None:
+        items.sort(key=lambda item: item[0] != gate)
+    for requirement, subject in items:
+        if gate_failed:
+            _record(journal, requirement, Status.BLOCKED, f"not judged: blocked by the {gate} violation",
+                    blocked_by=gate)
+            continue
+        subjects = subject if isinstance(subject, tuple) else (subject,)
+        try:
+            expect(journal, requirement, *subjects)
+        except Judged as error:
+            failures.append(str(error))
+            gate_failed = requirement == gate
+    if failures:
+        raise Judged("\n".join(failures))
 
 
 def judged(journal: Journal, outcome: Outcome | None) -> Outcome | None:
@@ -228,11 +318,20 @@ def judged(journal: Journal, outcome: Outcome | None) -> Outcome | None:
     return journal.add(outcome)
 
 
+class Unanswered(Exception):
+    """A step of a conversation got no answer: the test's requirements are UNANSWERED (never passed)."""
+
+    def __init__(self, exchanges: list[Exchange]):
+        first = exchanges[0]
+        super().__init__(f"the target did not answer {first.operation}: {first.error}")
+        self.exchanges = exchanges
+
+
 def require_answer(*exchanges: Exchange | None) -> None:
-    """Stop a conversation early when a step got no answer (its own checks report why)."""
-    for exchange in exchanges:
-        if exchange is not None and exchange.response is None:
-            raise AssertionError(f"the target did not answer {exchange.operation}: {exchange.error}")
+    """Stop a conversation early when a step got no answer (the plugin records it for the test's requirements)."""
+    missing = [e for e in exchanges if e is not None and e.response is None]
+    if missing:
+        raise Unanswered(missing)
 
 
 def any_of(values: Iterable[Any]) -> Any:

@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 
 from conformance.checks import NEVER_SENT_PREFIX, conversation, judge_conversation
-from conformance.suite.plugin import expect, judged, require_answer
+from conformance.suite.plugin import Blocked, expect, expect_all, judged, require_answer
 from conformance.suite.teller import format_amount, lettered_currency_account, unknown_account
 
 pytestmark = pytest.mark.usefixtures("money")
@@ -86,22 +86,7 @@ def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, jour
         ),
         "CAN-007": _judge(journal, ctx, conversation.second_cancel_answers_success, first=cancel, second=second_cancel),
     }
-    failures = []
-    applied = outcomes["EXE-002"]
-    for requirement, outcome in outcomes.items():
-        if outcome is None and applied is not None and not applied.passed:
-            # the conversation stopped being meaningful when the execute was refused: not judged, not blamed
-            failures.append(f"{requirement}: not judged, blocked by the EXE-002 violation above")
-            continue
-        try:
-            expect(journal, requirement, outcome)
-        except AssertionError as error:
-            failures.append(str(error))
-    try:
-        expect(journal, "EXE-001", execute, replay)
-    except AssertionError as error:
-        failures.append(str(error))
-    assert not failures, "\n".join(failures)
+    expect_all(journal, {**outcomes, "EXE-001": (execute, replay)}, gate="EXE-002")
 
 
 @pytest.mark.requirement("HDR-004", "EXE-002")
@@ -114,11 +99,6 @@ def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
     require_answer(before, execute, cancel, after)
     # the execute must have been applied for the timestamp-less cancel to mean anything: judged, and blamed, first
     applied = _judge(journal, ctx, conversation.funded_execute_applied, before=before, execute=execute)
-    if applied is not None and not applied.passed:
-        try:
-            expect(journal, "EXE-002", applied)
-        except AssertionError as error:
-            raise AssertionError(f"{error}\nHDR-004: not judged, blocked by the EXE-002 violation above") from None
     outcome = _judge(
         journal,
         ctx,
@@ -128,7 +108,7 @@ def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
         cancel=cancel,
         after=after,
     )
-    expect(journal, "HDR-004", outcome)
+    expect_all(journal, {"EXE-002": applied, "HDR-004": outcome}, gate="EXE-002")
 
 
 @pytest.mark.requirement("CAN-001")
@@ -147,7 +127,7 @@ def test_cancel_of_never_received_request(teller, journal, ctx, account, state):
     )
 
 
-@pytest.mark.requirement("CAN-002", "EXE-006")
+@pytest.mark.requirement("CAN-002", "EXE-006", "CAN-008")
 def test_cancel_of_rejected_execute(teller, journal, ctx, account):
     before = teller.balance(account)
     require_answer(before)
@@ -166,25 +146,19 @@ def test_cancel_of_rejected_execute(teller, journal, ctx, account):
         _judge(journal, ctx, conversation.overdraft_rejected, before=before, execute=execute, after=after_execute),
     )
     if execute.succeeded:
-        pytest.fail("EXE-006: the over-balance debit was applied, so CAN-002 cannot be judged on it")
-    expect(
-        journal,
-        "CAN-002",
-        _judge(
-            journal,
-            ctx,
-            conversation.rejected_execute_cancel_us0000001,
-            before=before,
-            execute=execute,
-            cancel=cancel,
-            after=after,
-        ),
-    )
+        raise Blocked("EXE-006", "the over-balance debit was applied, so CAN-002 cannot be judged on it")
+    expect_all(journal, {
+        "CAN-002": _judge(journal, ctx, conversation.rejected_execute_cancel_us0000001,
+                          before=before, execute=execute, cancel=cancel, after=after),
+        "CAN-008": _judge(journal, ctx, conversation.received_execute_never_answered_never_received,
+                          execute=execute, cancel=cancel),
+    })
 
 
 @pytest.mark.requirement("CAN-002")
 def test_cancel_of_invalid_execute(teller, journal, ctx, account):
-    """A request the wallet received but refused as invalid (wrong sign) is 'received, not applied'."""
+    """An execute refused as invalid (wrong sign): its cancel answers US_0000001, or US_0000002 where the
+    wallet keeps no record of invalid requests (spec decision D13); either way no money moves."""
     before = teller.balance(account)
     execute_body = teller.execute_body(account, "-" + teller.amount(account))
     execute = teller.execute(execute_body, negative=True)
@@ -192,14 +166,14 @@ def test_cancel_of_invalid_execute(teller, journal, ctx, account):
     after = teller.balance(account)
     require_answer(before, execute, cancel, after)
     if execute.succeeded:
-        pytest.fail("VAL-006: the wrong-sign execute was applied, so CAN-002 cannot be judged on it")
+        raise Blocked("VAL-006", "the wrong-sign execute was applied, so CAN-002 cannot be judged on it")
     expect(
         journal,
         "CAN-002",
         _judge(
             journal,
             ctx,
-            conversation.rejected_execute_cancel_us0000001,
+            conversation.cancel_of_invalid_execute_settles_nothing,
             before=before,
             execute=execute,
             cancel=cancel,

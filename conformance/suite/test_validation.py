@@ -14,7 +14,7 @@ from conformance import contract
 from conformance.suite.plugin import expect
 from conformance.suite.teller import OPERATIONS
 
-MONEY_OPERATIONS = ("executeAdjustment", "cancelAdjustment")
+MONEY_OPERATIONS = contract.load().rules.money_operations
 
 
 def _required(operation):
