@@ -129,6 +129,7 @@ class Wallet:
         self._jitter_lock = threading.Lock()
         self._answers = itertools.count(1)  # fault flaky-trace-echo: every third answer
         self._downstream = threading.Lock()  # fault serialised-slow-executes: one lock for every execute
+        self._in_flight: dict[str, asyncio.Lock] = {}  # fault lost-cancel-answer-refunds-again: per number
 
     # ------------------------------------------------------------ HTTP
 
@@ -173,22 +174,39 @@ class Wallet:
                 if operation == BALANCE:  # a read: inline on the event loop unless the ledger is busy
                     with contextlib.suppress(LedgerBusy):
                         answer, delay = self.process(operation, headers, content_type, raw, wait=False)
+                if answer is None and self.fault == "lost-cancel-answer-refunds-again" and operation == CANCEL:
+                    return await self._cancel_then_bookkeeping(request, headers, content_type, raw, trace, started)
                 if answer is None:
                     answer, delay = await run_in_threadpool(self.process, operation, headers, content_type, raw)
                 if operation == EXECUTE and "slow-but-in-time" in self.variants:
                     delay = max(delay, self._in_time_delay())
             if delay:
                 await asyncio.sleep(delay)
+        except Exception:
+            log.exception("%s failed", operation)
+            answer = failure("INTERNAL_ERROR", "internal error")
+        return self._render(request, answer, trace, started)
+
+    async def _cancel_then_bookkeeping(
+        self, request: Request, headers: dict[str, str], content_type: str | None, raw: bytes, trace: str,
+        started: float,
+    ) -> Response:
+        """Fault lost-cancel-answer-refunds-again: per-requestUniqueNo lock (a Redis lock, say), the refund,
+        a notification call, then the bookkeeping, skipped when the request's context is cancelled because the
+        client went away meanwhile. Concurrent duplicates wait on the lock and find the record; a retry after a
+        dropped connection finds none and refunds again."""
+        try:
+            number = str(json.loads(raw).get("requestUniqueNo"))
+        except (ValueError, AttributeError):
+            number = ""
+        lock = self._in_flight.setdefault(number, asyncio.Lock())
+        async with lock:
+            answer, _ = await run_in_threadpool(self.process, CANCEL, headers, content_type, raw)
             if answer.settle is not None:
-                # fault lost-cancel-answer-refunds-again: a notification call, then the bookkeeping, which
-                # is skipped when the request's context is cancelled (the client went away meanwhile)
                 await asyncio.sleep(LOST_ANSWER_SECONDS)
                 if await request.is_disconnected():
                     return Response(b"", status_code=499)
                 await run_in_threadpool(answer.settle)
-        except Exception:
-            log.exception("%s failed", operation)
-            answer = failure("INTERNAL_ERROR", "internal error")
         return self._render(request, answer, trace, started)
 
     def _in_time_delay(self) -> float:
@@ -286,11 +304,11 @@ class Wallet:
             if "auto-open-accounts" in self.variants and openable_currency(currency) and self.ledger.known_user(key):
                 digits = ON_DEMAND_DIGITS.get(currency, 2)
                 return success(self.balance_data(Balance(*key, digits=digits, minor=0)))
-            if self.fault == "balance-other-currency":
-                # falls back to the user's first account, and builds the answer from the request
+            if self.fault == "balance-other-currency" and openable_currency(currency):
+                # a valid code the user holds no account in: falls back to the user's first (default) account
                 first = self.ledger.first_account_of(key)
                 if first is not None:
-                    return success(self.balance_data(Balance(*key, digits=first.digits, minor=first.minor)))
+                    return success(self.balance_data(first))
             held = {a.currency: a.digits for a in self.config.accounts}
             if self.fault == "unknown-account-balance-zero" and currency in held:
                 return success(self.balance_data(Balance(*key, digits=held[currency], minor=0)))
