@@ -74,8 +74,8 @@ async def read_body(request: Request) -> bytes:
     chunks = []
     while True:
         message = await request.receive()
-        if message["type"] != "http.request":  # the client went away
-            break
+        if message["type"] != "http.request":  # the client went away: the whole request if the protocol kept it
+            return request.scope.get("extensions", {}).get("wallet.received_body", b"".join(chunks))
         chunks.append(message.get("body", b""))
         if not message.get("more_body", False):
             break

@@ -129,12 +129,32 @@ if HttpToolsProtocol is not None:
             super().on_header(name, value)
 
 
+    class WholeRequestHttpToolsProtocol(OneSendHttpToolsProtocol):
+        """Keeps each whole request for the app even when the client closes right after sending it, as a
+        servlet container does (uvicorn answers such a request's receive() with http.disconnect only).
+        The body is in ``scope["extensions"]["wallet.received_body"]`` once the request is complete."""
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._received: list[bytes] = []
+
+        def on_body(self, body: bytes) -> None:
+            self._received.append(body)
+            super().on_body(body)
+
+        def on_message_complete(self) -> None:
+            self.scope.setdefault("extensions", {})["wallet.received_body"] = b"".join(self._received)
+            super().on_message_complete()
+
+
 def protocol_for(config: WalletConfig) -> type:
-    """httptools when installed (h11 otherwise); the raw-header-names flavour only when a fault needs it."""
+    """httptools when installed (h11 otherwise); the other flavours only for the faults that need them."""
     if HttpToolsProtocol is None:
         return RawHeaderNamesH11Protocol
     if config.fault == "header-names-case-sensitive":
         return RawHeaderNamesHttpToolsProtocol
+    if config.fault == "lost-cancel-answer-refunds-again":  # processes what the platform gave up on
+        return WholeRequestHttpToolsProtocol
     return OneSendHttpToolsProtocol
 
 
