@@ -703,3 +703,10 @@ def test_balance_other_currency_fault_only_for_valid_codes():
     with running(WalletConfig(fault="balance-other-currency")) as wallet:
         assert _rejected(wallet.balance(("W-1001", "86000001", "usd")))
         assert wallet.balance(("W-1001", "86000001", "CHF")).json["data"]["currency"] == "USD"
+
+
+def test_flaky_trace_echo_breaks_one_answer_in_three():
+    """Deterministic by a counter: answers 3, 6, 9, ... carry a stale trace, the others echo it."""
+    with running(WalletConfig(fault="flaky-trace-echo")) as wallet:
+        echoed = [reply.json["trace"] == reply.sent_trace for reply in (wallet.balance() for _ in range(9))]
+        assert echoed == [True, True, False] * 3

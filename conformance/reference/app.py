@@ -143,8 +143,10 @@ class Wallet:
         return self._render(request, answer, request.headers.get("trace", ""), time.perf_counter())
 
     def _render(self, request: Request, answer: Answer, trace: str, started: float) -> Response:
-        if self.fault == "flaky-trace-echo" and next(self._answers) % 3 == 0:
-            trace = f"{trace}-{next(self._answers)}"  # a pooled buffer still holds another request's trace
+        if self.fault == "flaky-trace-echo":
+            count = next(self._answers)
+            if count % 3 == 0:
+                trace = f"{trace}-{count}"  # a pooled buffer still holds another request's trace
         if not self.variants:
             return render(answer, trace, started, self.fault)
         encoding = request_headers(request.scope).get(b"accept-encoding", "")
