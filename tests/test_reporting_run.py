@@ -24,7 +24,7 @@ import pytest
 
 from conformance import contract, reporting
 from conformance import profile as profiles
-from conformance.reporting import allure, html
+from conformance.reporting import html
 from conformance.run import RunResult, execute
 
 FAULT = "ok-fail-both-true"  # breaks ENV-002 (MUST)

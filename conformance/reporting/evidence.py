@@ -55,9 +55,9 @@ from typing import Any
 
 from conformance import __version__, contract
 from conformance.reporting import redaction, traceability
+from conformance.reporting.compare import COMPARISON_FILE
 from conformance.reporting.html import HTML_FILE, RESULTS_DIR
 from conformance.reporting.redaction import public_url
-from conformance.reporting.compare import COMPARISON_FILE
 
 FORMAT = "multimarkets-webhook-conformance/evidence/1"
 MANIFEST = "manifest.json"
@@ -195,7 +195,8 @@ def _collect(report_dir: Path, summary: dict[str, Any]) -> dict[str, bytes]:
     return files
 
 
-def write_bundle(report_dir: Path, secrets: redaction.Secrets | tuple[str, ...] = (), signing_key: str | Path | None = None,
+def write_bundle(report_dir: Path, secrets: redaction.Secrets | tuple[str, ...] = (),
+                 signing_key: str | Path | None = None,
                  created_at: str | None = None, destination: Path | None = None) -> Bundle:
     """Write ``evidence-<run id>.zip`` (into the report directory, or ``destination``) from a finished run."""
     report_dir = Path(report_dir)

@@ -75,7 +75,8 @@ def render(summary: dict[str, Any]) -> bytes:
             reason = row.get("reason") or ""
             if status == "waived" and row.get("waiver"):
                 waiver = row["waiver"]
-                reason = f"waived: {waiver.get('reason')} (ticket {waiver.get('ticket')}, expires {waiver.get('expires')})"
+                reason = (f"waived: {waiver.get('reason')} (ticket {waiver.get('ticket')}, "
+                          f"expires {waiver.get('expires')})")
             ET.SubElement(case, "skipped", message=f"{row['id']} {status}: {reason}"[:1000])
         elif status in ("warning", "flaky"):
             out = ET.SubElement(case, "system-out")

@@ -148,7 +148,8 @@ def _header_patterns(names: Iterable[str]) -> list[tuple[re.Pattern, str]]:
         (re.compile(rf'(?i)"({alternation})"(\s*[:,]\s*)"(?:[^"\\]|\\.)*"'), rf'"\1"\2"{REDACTED}"'),
         (re.compile(rf"(?i)'({alternation})'(\s*[:,]\s*)'(?:[^'\\]|\\.)*'"), rf"'\1'\2'{REDACTED}'"),
         # Name: value (curl -H, HTTP text), Name=value (a malformed --header argument)
-        (re.compile(rf"(?i)(?<![\w-])({alternation})(\s*[:=][ \t]*)(?![ \t]*{re.escape(REDACTED)})[^\s'\"][^'\"\r\n]*"),
+        (re.compile(rf"(?i)(?<![\w-])({alternation})(\s*[:=][ \t]*)"
+                    rf"(?![ \t]*(?:{re.escape(REDACTED)}|&lt;redacted&gt;))[^\s'\"][^'\"\r\n]*"),
          rf"\1\2{REDACTED}"),
     ]
 
