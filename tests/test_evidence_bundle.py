@@ -122,7 +122,8 @@ def test_traceability_links_requirements_checks_tests_verdicts_and_evidence(memb
         assert row["reference"] == [f"reference/webhook-api.html#section-{s}" for s in requirement.source]
         assert row["checks"] or row["status"] == "skipped", rid  # the check functions that judge it
         assert row["tests"] or row["status"] == "skipped", rid
-        judged = [o for o in outcomes if o["requirement"] == rid and o["status"] in ("passed", "violated", "unanswered")]
+        judged = [o for o in outcomes
+                  if o["requirement"] == rid and o["status"] in ("passed", "violated", "unanswered")]
         assert row["evaluations"] == len(judged)
         assert sum(check["evaluations"] for check in row["checks"]) == len(judged)
         if row["status"] == "passed":
