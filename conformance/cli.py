@@ -94,10 +94,9 @@ def _say(line: str) -> None:
 def command_run(args: argparse.Namespace) -> int:
     from conformance import profile as profiles
     from conformance import reporting
-    from conformance.run import TargetUnreachable, execute
-
     from conformance.reporting.progress import Progress
     from conformance.reporting.redaction import Secrets, scrub
+    from conformance.run import TargetUnreachable, execute
 
     raw = _raw_secrets(args)
     try:
