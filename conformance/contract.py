@@ -50,9 +50,61 @@ class Operation:
     header_parameters: tuple[dict, ...]
     request_schema: dict
     response_schema: dict
+    timeout_ms: float | None = None  # x-timeout-ms: the platform's documented deadline, when there is one
+    moves_money: bool = False  # x-money: the call can move money (execute, cancel)
+
+    @property
+    def required_headers(self) -> tuple[str, ...]:
+        return tuple(p["name"] for p in self.header_parameters if p.get("required"))
+
+    @property
+    def optional_headers(self) -> tuple[str, ...]:
+        return tuple(p["name"] for p in self.header_parameters if not p.get("required"))
+
+    def header_schema(self, name: str) -> dict | None:
+        lowered = name.lower()
+        return next((p["schema"] for p in self.header_parameters if p["name"].lower() == lowered), None)
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        return tuple(self.request_schema.get("required", ()))
+
+    def field_schema(self, name: str) -> dict | None:
+        return self.request_schema.get("properties", {}).get(name)
+
+    @property
+    def max_lengths(self) -> dict[str, int]:
+        """Body field -> maxLength, as the request schema declares them."""
+        return {name: prop["maxLength"] for name, prop in self.request_schema.get("properties", {}).items()
+                if isinstance(prop, dict) and "maxLength" in prop}
 
 
 @dataclass(frozen=True)
+class Rules:
+    """The rules' limits, enums and patterns, read from the spec (never copied into code)."""
+
+    decimal_pattern: re.Pattern[str]  # components.schemas.DecimalString.pattern, matched against the whole string
+    epoch_millis: tuple[int, int]  # components.schemas.EpochMillis minimum, maximum
+    biz_types: tuple[int, ...]  # components.schemas.BizType.enum
+    operation_types: tuple[str, ...]  # components.schemas.OperationType.enum
+    execute_deadline_ms: float  # x-timeout-ms of the execute operation
+    money_operations: tuple[str, ...]  # operations with x-money: true
+    documented_headers: tuple[str, ...]  # every header parameter name, in spec order
+
+    def is_decimal(self, value: Any) -> bool:
+        """A plain decimal string: the spec's pattern over the WHOLE string ("42.10\\n" is not one)."""
+        return isinstance(value, str) and self.decimal_pattern.fullmatch(value) is not None
+
+    def is_epoch_millis(self, value: Any) -> bool:
+        low, high = self.epoch_millis
+        return isinstance(value, int) and not isinstance(value, bool) and low <= value <= high
+
+    def is_epoch_millis_text(self, text: str) -> bool:
+        """A header value that is the decimal digits of an in-range epoch-milliseconds integer."""
+        return text.isascii() and text.isdigit() and self.is_epoch_millis(int(text))
+
+
+@dataclass(frozen=True, eq=False)
 class Contract:
     spec_dir: Path
     spec: dict
@@ -61,6 +113,23 @@ class Contract:
     reference_bytes: bytes
     requirements: dict[str, Requirement]
     operations: dict[str, Operation]
+
+    @functools.cached_property
+    def rules(self) -> Rules:
+        schemas = _resolve(self.spec, self.spec["components"]["schemas"])
+        execute = self.operations["executeAdjustment"]
+        names: list[str] = []
+        for operation in self.operations.values():
+            names += [p["name"] for p in operation.header_parameters if p["name"] not in names]
+        return Rules(
+            decimal_pattern=re.compile(schemas["DecimalString"]["pattern"]),
+            epoch_millis=(schemas["EpochMillis"]["minimum"], schemas["EpochMillis"]["maximum"]),
+            biz_types=tuple(schemas["BizType"]["enum"]),
+            operation_types=tuple(schemas["OperationType"]["enum"]),
+            execute_deadline_ms=float(execute.timeout_ms),  # type: ignore[arg-type]
+            money_operations=tuple(op.operation_id for op in self.operations.values() if op.moves_money),
+            documented_headers=tuple(names),
+        )
 
     @property
     def spec_path(self) -> Path:
@@ -140,6 +209,8 @@ def _operations(spec: dict) -> dict[str, Operation]:
                 header_parameters=tuple(p for p in op.get("parameters", []) if p["in"] == "header"),
                 request_schema=op["requestBody"]["content"]["application/json"]["schema"],
                 response_schema=op["responses"]["200"]["content"]["application/json"]["schema"],
+                timeout_ms=op.get("x-timeout-ms"),
+                moves_money=bool(op.get("x-money", False)),
             )
     return operations
 

@@ -19,12 +19,10 @@ from schemathesis.engine.core import Engine, ExecutionPlan
 from schemathesis.engine.run import PhaseName
 
 from conformance import contract, schemathesis_hooks
-from conformance.checks import Outcome, Status
 from conformance.profile import Profile
 
 PHASES = ("examples", "coverage", "fuzzing", "stateful")
 MODES = ("positive", "negative")
-MONEY_OPERATIONS = ("executeAdjustment", "cancelAdjustment")
 MAX_FAILURES_KEPT = 20
 
 
@@ -116,19 +114,22 @@ def _spec_path() -> str:
     return str(contract.load().spec_path)
 
 
-def run_scenario(profile: Profile, phase: str, operation: str | None, mode: str) -> ScenarioResult:
-    """Run one phase for one operation and mode; every response is judged and journaled."""
+def run_scenario(
+    profile: Profile, phase: str, operation: str | None, mode: str, run: schemathesis_hooks.GeneratedRun | None = None
+) -> ScenarioResult:
+    """Run one phase for one operation and mode; every response is judged and journaled (through ``run``)."""
     result = ScenarioResult(phase=phase, operation=operation, mode=mode)
-    if not profile.money_allowed and (operation in MONEY_OPERATIONS or phase == "stateful"):
+    if not profile.money_allowed and (operation in contract.load().rules.money_operations or phase == "stateful"):
         result.skipped = "money movement is not allowed for this target (execute and cancel are not called)"
         return result
     schema = schemathesis.openapi.from_path(_spec_path(), config=build_config(profile, phase, mode))
     if operation is not None:
         schema = schema.include(operation_id=operation)
-    active = schemathesis_hooks.ACTIVE
-    if active is not None:
-        active.phase = phase
-    journal = active.journal if active is not None else None
+    journal = None
+    if run is not None:
+        run.phase = phase
+        schemathesis_hooks.attach(schema, run)
+        journal = run.journal
     for event in _QuietEngine(schema=schema).execute():
         if isinstance(event, events.ScenarioFinished):
             _collect(result, event, journal)
@@ -143,7 +144,6 @@ def _collect(result: ScenarioResult, event: events.ScenarioFinished, journal) ->
     recorder = event.recorder
     result.cases += len(recorder.cases)
     result.calls += len(recorder.interactions)
-    requirements = contract.load().requirements
     for case_id, check_results in recorder.checks.items():
         node = recorder.cases.get(case_id)
         curl = node.value.as_curl_command() if node is not None else None
@@ -152,19 +152,13 @@ def _collect(result: ScenarioResult, event: events.ScenarioFinished, journal) ->
                 continue
             failure = check.failure_info.failure
             if isinstance(failure, schemathesis_hooks.ConformanceFailure):
-                requirement = failure.title.split(" ", 1)[0]
+                requirement = failure.requirement
                 result.failures.append(
                     {"requirement": requirement, "check": check.name, "title": failure.title,
                      "message": failure.message, "curl": curl}
                 )
                 continue
-            requirement = schemathesis_hooks.BUILTIN_REQUIREMENTS.get(check.name)
-            record = {"requirement": requirement, "check": f"schemathesis.{check.name}", "title": failure.title,
-                      "message": failure.message, "curl": curl}
-            if requirement is None:
-                result.other_findings.append(record)
-                continue
-            result.failures.append(record)
-            if journal is not None and requirement in requirements:
-                message = f"{failure.title}: {failure.message}"
-                journal.add(Outcome(requirement, record["check"], Status.VIOLATED, message, ()))
+            # a stock check the suite does not map to a requirement (stateful resource checks, say):
+            # reported as a finding, never a verdict
+            result.other_findings.append({"requirement": None, "check": f"schemathesis.{check.name}",
+                                          "title": failure.title, "message": failure.message, "curl": curl})

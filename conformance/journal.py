@@ -15,6 +15,7 @@ import json
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ class Journal:
         current = _JUDGING.get()
         if current is None:
             return outcome.with_origin(default_origin) if default_origin else outcome
-        return outcome.with_origin(current[0], current[1])
+        return replace(outcome, origin=current[0], attempt=current[1])
 
     def record(self, exchange: Exchange, *, judge: bool = True) -> list[Outcome]:
         """Keep an exchange, judge it by every exchange check that applies, and return the outcomes."""

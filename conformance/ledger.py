@@ -8,13 +8,18 @@ requestUniqueNo answers code "0" (reversed), US_0000001 or US_0000002 (nothing
 was applied). :meth:`Ledger.compensate` sends the cancels still owed at the end
 of a run, exactly as the platform does after a failed execute (reference §2.6),
 and the run reports what it moved and what it compensated.
+
+With a write-ahead :class:`~conformance.money_journal.MoneyJournal` attached
+(``conformance run`` always attaches one), the journal is the record of money:
+:meth:`Ledger.summary` (ledger.json, summary.json's money section) is derived
+from it, and compensation is :func:`conformance.settle.settle_outstanding`,
+the same code ``conformance settle`` runs after a crash.
 """
 
 from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,12 +72,11 @@ def _execute_outcome(exchange: Exchange) -> str:
 
 
 class Ledger:
-    """Keeps the money story of the run; with a ``judge``, also judges each first cancel against its execute."""
+    """Keeps the money story of the run (it judges nothing: see :mod:`conformance.conversations`)."""
 
-    def __init__(self, judge: Callable[..., Any] | None = None) -> None:
+    def __init__(self, money: Any | None = None) -> None:
+        self.money = money  # conformance.money_journal.MoneyJournal: the durable record; summary() derives from it
         self.entries: dict[str, Entry] = {}
-        self.executes: dict[str, Exchange] = {}  # first execute exchange per requestUniqueNo
-        self.judge = judge
         self._lock = threading.Lock()
 
     def observe(self, exchange: Exchange) -> None:
@@ -98,7 +102,6 @@ class Ledger:
             elif outcome == "applied" or (outcome == "unknown" and entry.outcome == "rejected"):
                 entry.outcome = outcome  # a replay can reveal money that moved
             entry.execute_exchanges.append(exchange.id)
-            self.executes.setdefault(number, exchange)
 
     def _observe_cancel(self, reverse: str, exchange: Exchange) -> None:
         code = exchange.code
@@ -106,18 +109,10 @@ class Ledger:
             entry = self.entries.get(reverse)
             if entry is None:
                 return
-            first_cancel = not entry.cancel_exchanges
             entry.cancel_exchanges.append(exchange.id)
             # only a success settles money that moved; "not applied"/"never received" settle the others
             if code in SETTLED_CODES and entry.settlement != "reversed" and (code == "0" or entry.outcome != "applied"):
                 entry.settlement = SETTLED_CODES[code]
-            execute = self.executes.get(reverse)
-        judged = first_cancel and execute is not None and self.judge is not None
-        if judged and not exchange.origin.startswith("compensation"):
-            from conformance.checks import conversation
-
-            self.judge(conversation.first_cancel_of_applied_execute_succeeds, execute=execute, cancel=exchange)
-            self.judge(conversation.cancel_of_refused_execute_answers_us0000001, execute=execute, cancel=exchange)
 
     def outstanding(self) -> list[Entry]:
         with self._lock:
@@ -137,6 +132,8 @@ class Ledger:
         return self.outstanding()
 
     def summary(self) -> dict[str, Any]:
+        if self.money is not None:  # the write-ahead journal knows what memory may not (a call cut mid-flight)
+            return self.money.summary()
         with self._lock:
             entries = list(self.entries.values())
         applied = [e for e in entries if e.outcome == "applied"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -10,14 +11,16 @@ from conformance import checks
 from conformance.checks import NA, NEVER_SENT_PREFIX, UNKNOWN_ACCOUNT_PREFIX, Context, judge_conversation
 from conformance.exchange import Exchange, Request, Response
 
+#: Now, in epoch milliseconds: a correct wallet may refuse stale times (D17), so good cases carry current ones.
+NOW = int(time.time() * 1000)
 ACCOUNT = {"thirdServerCode": "W-1", "userName": "86000001", "currency": "USD"}
-CTX = Context(accounts=(("W-1", "86000001", "USD"),))
+CTX = Context(accounts=(("W-1", "86000001", "USD"),), account_digits=((("W-1", "86000001", "USD"), 2),))
 PATHS = {
     "getUserAmount": "/get-user-amount",
     "executeAdjustment": "/external-system-credit-limit-adjustment",
     "cancelAdjustment": "/cancel-external-system-credit-limit-adjustment",
 }
-HEADERS = (("trace", "t-1"), ("companyId", "439"), ("timestamp", "1764064800000"), ("Content-Type", "application/json"))
+HEADERS = (("trace", "t-1"), ("companyId", "439"), ("timestamp", str(NOW)), ("Content-Type", "application/json"))
 EXECUTE = {
     **ACCOUNT,
     "bizType": 1,
@@ -26,7 +29,7 @@ EXECUTE = {
     "amountDigits": 2,
     "orderId": 1,
     "requestUniqueNo": "E-1",
-    "requestTime": 1764064800000,
+    "requestTime": NOW,
     "ip": "203.0.113.7",
 }
 CANCEL = {
@@ -36,7 +39,7 @@ CANCEL = {
     "amountDigits": 2,
     "requestUniqueNo": "C-1",
     "reverseRequestUniqueNo": "E-1",
-    "requestTime": 1764064800000,
+    "requestTime": NOW,
     "ip": "203.0.113.7",
     "cancelRemark": "x",
 }
@@ -78,6 +81,7 @@ def ex(
     elapsed=5.0,
     negative=False,
     error=None,
+    waited_ms=None,
     **changes,
 ):
     body = dict(BODIES[operation] if body is None else body)
@@ -96,7 +100,7 @@ def ex(
         raw_body if raw_body is not None else json.dumps(body).encode(),
     )
     if error:
-        return Exchange(request, None, operation, "test", negative=negative, error=error)
+        return Exchange(request, None, operation, "test", negative=negative, error=error, waited_ms=waited_ms)
     reply = envelope() if reply is None else reply
     payload = raw_reply if raw_reply is not None else json.dumps(reply).encode()
     response = Response(status, (("Content-Type", content_type),), payload, elapsed)
@@ -107,8 +111,10 @@ DROP = object()
 REJECTED = envelope("INVALID", ok=False)
 UNKNOWN = {**ACCOUNT, "thirdServerCode": UNKNOWN_ACCOUNT_PREFIX + "1"}
 
+UNHELD = {**ACCOUNT, "currency": "CHF"}
 # check name -> (an exchange where the rule holds, an exchange that breaks it)
 EXCHANGE_CASES = {
+    "money.answers_for_the_account_it_names": (ex(body=UNHELD, reply=REJECTED), ex(body=UNHELD, reply=BALANCE)),
     "envelope.json_object_with_json_content_type": (ex(), ex(content_type="text/plain")),
     "envelope.ok_is_not_fail": (ex(), ex(reply={**envelope(), "fail": True})),
     "envelope.ok_exactly_when_code_zero": (ex(), ex(reply=envelope("1", ok=True))),
@@ -328,6 +334,28 @@ CONVERSATION_CASES = {
             execute=ex("executeAdjustment", reply=REJECTED), cancel=ex("cancelAdjustment", reply=envelope("US_0000002"))
         ),
     ),
+    "conversation.cancel_of_invalid_execute_settles_nothing": (
+        dict(
+            before=balance("100.00"),
+            execute=ex("executeAdjustment", amount="-5.00", reply=REJECTED),
+            cancel=ex("cancelAdjustment", reply=envelope("US_0000002")),
+            after=balance("100.00"),
+        ),
+        dict(
+            before=balance("100.00"),
+            execute=ex("executeAdjustment", amount="-5.00", reply=REJECTED),
+            cancel=ex("cancelAdjustment", reply=envelope("0")),
+            after=balance("105.00"),
+        ),
+    ),
+    "conversation.received_execute_never_answered_never_received": (
+        dict(
+            execute=ex("executeAdjustment", reply=REJECTED), cancel=ex("cancelAdjustment", reply=envelope("US_0000001"))
+        ),
+        dict(
+            execute=ex("executeAdjustment", reply=REJECTED), cancel=ex("cancelAdjustment", reply=envelope("US_0000002"))
+        ),
+    ),
 }
 
 
@@ -370,9 +398,9 @@ def test_currency_allow_list_setting():
 
 
 def test_timeout_counts_against_the_execute_deadline():
-    timed_out = ex("executeAdjustment", error="timed out: no answer within 10 s")
+    timed_out = ex("executeAdjustment", error="timed out: no answer within 10 s", waited_ms=10_000)
     assert "deadline" in checks.registry()["robustness.execute_within_deadline"].func(timed_out, CTX)
-    impatient = ex("executeAdjustment", error="timed out: no answer within 1.5 s")  # --timeout below 3 s
+    impatient = ex("executeAdjustment", error="timed out: no answer within 1.5 s", waited_ms=1500)  # --timeout < 3 s
     assert checks.registry()["robustness.execute_within_deadline"].func(impatient, CTX) is NA
 
 
@@ -392,8 +420,10 @@ def test_no_pass_without_evidence():
     second = checks.registry()["conversation.second_cancel_no_refund"].func
     failed_first = ex("cancelAdjustment", reply=REJECTED)
     # the first cancel did not reverse it, so this one may give the money back
-    assert second(first=failed_first, before=balance("95.00"), cancel=APPLIED_CANCEL, after=balance("100.00"),
-                  ctx=CTX) is NA
+    assert (
+        second(first=failed_first, before=balance("95.00"), cancel=APPLIED_CANCEL, after=balance("100.00"), ctx=CTX)
+        is NA
+    )
 
 
 def test_trace_compared_as_http_delivers_it():

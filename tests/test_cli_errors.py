@@ -14,6 +14,8 @@ import threading
 import pytest
 
 CLI = [sys.executable, "-m", "conformance.cli"]
+#: An external target needs a named account; these tests are about the target, not the account.
+ACCOUNT = ("--account", "W-1001:86000001:USD")
 
 
 def run_cli(*args, timeout=120):
@@ -72,14 +74,16 @@ def report_dir(tmp_path):
 
 
 def test_connection_refused(report_dir):
-    code, _, err = run_cli("run", "--base-url", f"http://127.0.0.1:{free_port()}/api", "--report-dir", report_dir)
+    code, _, err = run_cli(
+        "run", "--base-url", f"http://127.0.0.1:{free_port()}/api", "--report-dir", report_dir, *ACCOUNT
+    )
     assert code == 3
     assert_one_line_error(err, "connection refused")
 
 
 def test_unresolvable_host(report_dir):
     code, _, err = run_cli(
-        "run", "--base-url", "http://wallet.invalid/api", "--report-dir", report_dir, "--timeout", "5"
+        "run", "--base-url", "http://wallet.invalid/api", "--report-dir", report_dir, "--timeout", "5", *ACCOUNT
     )
     assert code == 3
     assert_one_line_error(err, "target unreachable")
@@ -91,7 +95,9 @@ def test_non_http_port(report_dir):
         conn.close()
 
     with tcp_server(ssh_banner) as port:
-        code, _, err = run_cli("run", "--base-url", f"http://127.0.0.1:{port}/api", "--report-dir", report_dir)
+        code, _, err = run_cli(
+            "run", "--base-url", f"http://127.0.0.1:{port}/api", "--report-dir", report_dir, *ACCOUNT
+        )
     assert code == 3
     assert_one_line_error(err, "did not answer with HTTP")
 
@@ -103,7 +109,7 @@ def test_target_that_hangs(report_dir):
 
     with tcp_server(hang) as port:
         code, _, err = run_cli(
-            "run", "--base-url", f"http://127.0.0.1:{port}/api", "--report-dir", report_dir, "--timeout", "1"
+            "run", "--base-url", f"http://127.0.0.1:{port}/api", "--report-dir", report_dir, "--timeout", "1", *ACCOUNT
         )
     assert code == 3
     assert_one_line_error(err, "timed out")
@@ -138,7 +144,9 @@ def http_server(handler=_HtmlHandler, tls_context=None):
 
 def test_target_that_answers_html(report_dir):
     with http_server() as port:
-        code, _, err = run_cli("run", "--base-url", f"http://127.0.0.1:{port}/api", "--report-dir", report_dir)
+        code, _, err = run_cli(
+            "run", "--base-url", f"http://127.0.0.1:{port}/api", "--report-dir", report_dir, *ACCOUNT
+        )
     assert code == 3
     assert_one_line_error(err, "does not speak the webhook API")
 
@@ -175,14 +183,18 @@ def test_tls_certificate_not_trusted(tmp_path, report_dir):
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(cert, key)
     with http_server(tls_context=context) as port:
-        code, _, err = run_cli("run", "--base-url", f"https://127.0.0.1:{port}/api", "--report-dir", report_dir)
+        code, _, err = run_cli(
+            "run", "--base-url", f"https://127.0.0.1:{port}/api", "--report-dir", report_dir, *ACCOUNT
+        )
     assert code == 3
     assert_one_line_error(err, "TLS handshake failed")
 
 
 def test_tls_to_a_plain_http_port(report_dir):
     with http_server() as port:
-        code, _, err = run_cli("run", "--base-url", f"https://127.0.0.1:{port}/api", "--report-dir", report_dir)
+        code, _, err = run_cli(
+            "run", "--base-url", f"https://127.0.0.1:{port}/api", "--report-dir", report_dir, *ACCOUNT
+        )
     assert code == 3
     assert_one_line_error(err, "TLS")
 

@@ -11,12 +11,20 @@
 from __future__ import annotations
 
 import collections
+import json
 import re
+import socket
+import threading
+import time
+import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
 from pathlib import Path
 
 import pycountry
 import pytest
+import requests
 from conftest_reference import (
     BALANCE_PATH,
     CANCEL_PATH,
@@ -27,6 +35,7 @@ from conftest_reference import (
     USD,
     USDT,
     WalletClient,
+    cancel_body,
     drop,
     execute_body,
     fresh,
@@ -300,7 +309,7 @@ def _request_time(wallet):
 
 @probe("wrong-json-types-accepted")
 def _types(wallet):
-    return _rejected(wallet.execute("1.00", amountDigits="2"))
+    return _rejected(wallet.execute("1.00", amountDigits=2.5))
 
 
 @probe("non-json-media-type-accepted")
@@ -503,6 +512,159 @@ def _method_not_allowed(wallet):
     return wallet.request("GET", BALANCE_PATH).status == 405
 
 
+@probe("balance-other-currency")
+def _balance_of_the_named_account(wallet):
+    reply = wallet.balance(("W-1001", "86000001", "GBP"))  # a known user, a currency it holds no account in
+    if reply.ok is False:
+        return True
+    data = reply.json["data"]
+    return data.get("currency") == "GBP" and Decimal(data["amount"]) == 0
+
+
+@probe("received-execute-answers-never-received")
+def _refused_execute_was_received(wallet):
+    refused, unknown = fresh("E"), fresh("E")
+    wallet.execute("999999.00", number=refused)
+    wallet.execute("1.00", account=("W-0", "0", "USD"), number=unknown)
+    return all(wallet.cancel(n, amount).code != "US_0000002" for n, amount in ((refused, "999999.00"),
+                                                                               (unknown, "1.00")))
+
+
+@probe("flaky-trace-echo")
+def _trace_always_echoed(wallet):
+    replies = [wallet.balance() for _ in range(6)]
+    return all(reply.json["trace"] == reply.sent_trace for reply in replies)
+
+
+# ---------------------------------------------------------------- delivery probes (the platform's rules)
+
+CONCURRENCY = 8
+
+
+def _concurrently(wallet: WalletClient, calls: list[Callable[[WalletClient], object]]) -> list:
+    """Each call on its own client (a requests.Session is not thread-safe), all at once; bounded."""
+    clients = [WalletClient(wallet.base_url) for _ in calls]
+    barrier = threading.Barrier(len(calls))
+
+    def run(index: int):
+        barrier.wait(timeout=10)
+        return calls[index](clients[index])
+
+    try:
+        with ThreadPoolExecutor(max_workers=CONCURRENCY) as pool:
+            return list(pool.map(run, range(len(calls))))
+    finally:
+        for client in clients:
+            client.close()
+
+
+@probe("late-execute-applies-after-cancel")
+def _cut_off_execute_then_cancel(wallet):
+    before, number = wallet.amount(), fresh("E")
+    late = WalletClient(wallet.base_url)
+    try:
+        late.post(EXECUTE_PATH, execute_body("5.00", "NORMAL_CLOSE", number=number), timeout=3.0)  # cut-off
+    except requests.Timeout:
+        pass
+    finally:
+        late.close()
+    wallet.cancel(number, "5.00")  # the platform cancels the order it timed out
+    time.sleep(0.8)  # a late execute would have committed by now
+    return wallet.amount() == before
+
+
+def _raw_post(wallet: WalletClient, path: str, body: dict) -> bytes:
+    url = urllib.parse.urlsplit(wallet.base_url)
+    payload = json.dumps(body).encode()
+    head = "".join(f"{name}: {value}\r\n" for name, value in headers().items())
+    return (
+        f"POST {url.path}{path} HTTP/1.1\r\nHost: {url.netloc}\r\n{head}"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    ).encode() + payload
+
+
+@probe("lost-cancel-answer-refunds-again")
+def _lost_cancel_answer(wallet):
+    before, number, cancel = wallet.amount(), fresh("E"), fresh("C")
+    wallet.execute("3.00", number=number)
+    url = urllib.parse.urlsplit(wallet.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(_raw_post(wallet, CANCEL_PATH, cancel_body(number, "3.00", number=cancel)))
+        time.sleep(0.05)  # the connection drops before the answer
+    time.sleep(0.6)
+    retry = wallet.cancel(number, "3.00", number=cancel)  # the platform retries with the same number
+    return retry.code == "0" and wallet.amount() == before
+
+
+@probe("idempotency-cache-ttl")
+def _replays_spread_over_time(wallet):
+    before, number, cancel = wallet.amount(), fresh("E"), fresh("C")
+    wallet.execute("2.00", number=number)
+    wallet.execute("7.00", "NORMAL_CLOSE", number=cancel + "-close")
+    wallet.cancel(cancel + "-close", "7.00", number=cancel)
+    time.sleep(2.4)
+    wallet.execute("2.00", number=number)
+    wallet.cancel(cancel + "-close", "7.00", number=cancel)
+    return wallet.amount() == before - 2
+
+
+@probe("check-then-insert-race")
+def _concurrent_duplicates(wallet):
+    before, number = wallet.amount(), fresh("E")
+    body = execute_body("1.50", number=number)
+    _concurrently(wallet, [lambda c: c.post(EXECUTE_PATH, body) for _ in range(CONCURRENCY)])
+    return wallet.amount() == before - Decimal("1.50")
+
+
+@probe("cancel-before-execute-forgotten")
+def _execute_after_its_cancel(wallet):
+    before, number = wallet.amount(), fresh("E")
+    answered = wallet.cancel(number, "6.00").code
+    wallet.execute("6.00", number=number)
+    return answered == "US_0000002" and wallet.amount() == before
+
+
+@probe("lost-update-under-concurrency")
+def _concurrent_executes_on_one_account(wallet):
+    before = wallet.amount()
+    _concurrently(wallet, [lambda c: c.execute("1.00") for _ in range(CONCURRENCY)])
+    return wallet.amount() == before - CONCURRENCY
+
+
+@probe("mismatched-cancel-refunds-cancel-amount")
+def _mismatched_cancel(wallet):
+    before, number = wallet.amount(), fresh("E")
+    wallet.execute("4.00", number=number)
+    code = wallet.cancel(number, "9.00").code
+    after = wallet.amount()
+    return (code == "0" and after == before) or (code != "0" and after == before - 4)
+
+
+@probe("overtrading-cancel-wrong-direction")
+def _overtrading_cancel(wallet):
+    before, number = wallet.amount(), fresh("E")
+    wallet.execute("-5.00", "ABNORMAL_OVERTRADING", number=number)
+    wallet.cancel(number, "5.00")
+    return wallet.amount() == before
+
+
+@probe("refused-execute-still-debits")
+def _refused_moves_nothing(wallet):
+    before = wallet.amount(EUR)
+    refused = _rejected(wallet.execute("3000.00", account=EUR))
+    return refused and wallet.amount(EUR) == before
+
+
+@probe("serialised-slow-executes")
+def _executes_in_time_under_concurrency(wallet):
+    def timed(client):
+        started = time.monotonic()
+        client.execute("1.00")
+        return time.monotonic() - started
+
+    return max(_concurrently(wallet, [timed] * CONCURRENCY)) < 3.0
+
+
 def test_every_fault_has_a_probe():
     assert set(PROBES) == set(FAULTS)
 
@@ -520,4 +682,4 @@ def test_fault_changes_behaviour(name: str):
 
 def test_faults_per_requirement_family():
     families = collections.Counter(fault.requirement.split("-")[0] for fault in FAULTS.values())
-    assert set(families) == {"ENV", "HDR", "VAL", "CUR", "BAL", "EXE", "CAN", "ROB"}
+    assert set(families) == {"ENV", "HDR", "VAL", "CUR", "BAL", "EXE", "CAN", "ROB", "DLV"}

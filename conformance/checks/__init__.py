@@ -6,7 +6,9 @@ recorded exchanges (never makes a call, never touches pytest or Allure) and a
 
 - ``None``: the rule holds;
 - a ``str``: the rule is broken, and the string says how;
-- :data:`NA`: the rule does not apply to what it was given.
+- :data:`NA`: the rule does not apply to what it was given;
+- a :class:`NoAnswer` (a ``str``): the probe got no answer, so the rule was not kept on it (UNANSWERED);
+- a :class:`Vacuous` (a ``str``): the rule's condition never arose in the answer, so it holds vacuously.
 
 Two kinds:
 
@@ -43,6 +45,15 @@ class _NotApplicable:
 
 NA: Any = _NotApplicable()
 
+
+class NoAnswer(str):
+    """A check's result when the probe got no (or only a partial) answer: an UNANSWERED outcome, never a pass."""
+
+
+class Vacuous(str):
+    """A check's result when the rule's condition never arose in the target's (legal) answer: "tm, when
+    present, ..." on an answer without tm. The rule holds with nothing to judge (a VACUOUS outcome)."""
+
 #: The reserved namespaces the suite uses for accounts and request numbers it
 #: knows do not exist on the target.
 UNKNOWN_ACCOUNT_PREFIX = "conformance-unknown-"
@@ -56,13 +67,30 @@ class Context:
     keys: str = "either"  # balance key style: camel, snake or either
     currency_allowlist: frozenset[str] = frozenset({"USDT"})
     accounts: tuple[tuple[str, str, str], ...] = ()  # (thirdServerCode, userName, currency)
-    execute_deadline_ms: float = 3000.0
+    account_digits: tuple[tuple[tuple[str, str, str], int], ...] = ()  # read from their balances at preflight
+    execute_deadline_ms: float = field(default_factory=lambda: contract.load().rules.execute_deadline_ms)
 
     def is_profile_account(self, body: Any) -> bool:
         if not isinstance(body, dict):
             return False
         key = (body.get("thirdServerCode"), body.get("userName"), body.get("currency"))
         return key in self.accounts
+
+    def digits_of(self, body: Any) -> int | None:
+        """The decimals of the profile account a body names, when preflight read them."""
+        if not isinstance(body, dict):
+            return None
+        key = (body.get("thirdServerCode"), body.get("userName"), body.get("currency"))
+        return dict(self.account_digits).get(key)  # type: ignore[arg-type]
+
+    def is_unheld_currency(self, body: Any) -> bool:
+        """A known user (thirdServerCode and userName of a profile account) in a currency the profile does
+        not list for them (BAL-008's probe)."""
+        if not isinstance(body, dict) or not isinstance(body.get("currency"), str):
+            return False
+        pair = (body.get("thirdServerCode"), body.get("userName"))
+        held = {currency for third, user, currency in self.accounts if (third, user) == pair}
+        return bool(held) and body["currency"] not in held
 
     @staticmethod
     def is_reserved_unknown_account(body: Any) -> bool:
@@ -93,6 +121,7 @@ class Status(StrEnum):
     UNANSWERED = "unanswered"  # the probe got no (or only a partial) answer: never a pass
     BLOCKED = "blocked"  # not judged: another requirement's violation made the probe meaningless
     NOT_APPLICABLE = "not_applicable"  # not judged: the target's own (legal) answer made the rule inapplicable
+    VACUOUS = "vacuous"  # the rule's condition never arose in the answer (an optional field not sent): it holds
     SUITE_DEFECT = "suite_defect"  # not judged: the suite's own fault (a probe no check reached, a crash)
 
     @property
@@ -149,9 +178,14 @@ class Outcome:
 
 
 def judgement(result: Any) -> Status:
-    """A check's return value as a status: None holds, a string is a violation, NA does not apply."""
+    """A check's return value as a status: None holds, a string is a violation, :class:`NoAnswer` is
+    unanswered, NA does not apply."""
     if result is NA:
         return Status.NOT_APPLICABLE
+    if isinstance(result, NoAnswer):
+        return Status.UNANSWERED
+    if isinstance(result, Vacuous):
+        return Status.VACUOUS
     return Status.PASSED if result is None else Status.VIOLATED
 
 
@@ -228,6 +262,7 @@ def _load_all() -> None:
     # Importing the rule modules registers their checks.
     from conformance.checks import (  # noqa: F401
         conversation,
+        delivery,
         envelope,
         headers,
         money,

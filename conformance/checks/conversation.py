@@ -11,10 +11,11 @@ from __future__ import annotations
 from decimal import Decimal
 
 from conformance.checks import NA, NEVER_SENT_PREFIX, Context, check
+from conformance.checks.answers import decimals, describe, is_decimal_string, must_be_rejected
 from conformance.checks.money import balance_amount
-from conformance.checks.validation import describe, is_decimal_string, must_be_rejected
 from conformance.exchange import Exchange
 
+SUCCESS = "0"
 NEVER_RECEIVED = "US_0000002"
 RECEIVED_NOT_APPLIED = "US_0000001"
 
@@ -229,16 +230,45 @@ def _same_adjustment(execute: Exchange, cancel: Exchange) -> bool:
 
 
 def _clean(exchange: Exchange) -> bool:
-    """Answered, schema-valid, and the three documented headers sent as documented (others judge the rest)."""
-    from conformance.checks.headers import documented_spellings
-    from conformance.checks.validation import schema_problems
+    """Answered, valid and plausible in every reading (:func:`~conformance.checks.schema.business_valid`),
+    and the documented headers sent as documented (others judge the rest)."""
+    from conformance.checks.schema import business_valid, documented_spellings
 
     return (
         exchange.response is not None
         and exchange.request.has_header("timestamp")
         and documented_spellings(exchange)
-        and not schema_problems(exchange)
+        and business_valid(exchange)
     )
+
+
+def known_valid_execute(execute: Exchange, ctx: Context) -> bool:
+    """An execute the suite knows to be valid in every reading of the docs, not only by the schema.
+
+    Schema-clean; for a profile account whose decimals the suite read at preflight; ``amountDigits`` equal
+    to them and the amount carrying exactly that many decimals; the sign right for its operation type.
+    Only such an execute's refusal is a business refusal ("received, not applied"); anything else may have
+    been refused as invalid, which a wallet may treat as never received (spec decision D13).
+    """
+    from conformance.checks.validation import sign_problem
+
+    body = execute.request.json
+    if execute.operation != "executeAdjustment" or not isinstance(body, dict) or not _clean(execute):
+        return False
+    digits = ctx.digits_of(body)
+    amount = body.get("amount")
+    return (
+        digits is not None
+        and body.get("amountDigits") == digits
+        and is_decimal_string(amount)
+        and decimals(amount) == digits
+        and sign_problem("executeAdjustment", body) is None
+    )
+
+
+def received(execute: Exchange) -> bool:
+    """The wallet answered the execute with its envelope: it received it, whatever it decided."""
+    return execute.response is not None and execute.envelope is not None and execute.response.status < 500
 
 
 @check("CAN-003", kind="conversation")
@@ -251,9 +281,54 @@ def first_cancel_of_applied_execute_succeeds(*, execute: Exchange, cancel: Excha
 
 @check("CAN-002", kind="conversation")
 def cancel_of_refused_execute_answers_us0000001(*, execute: Exchange, cancel: Exchange, ctx: Context):
-    """A cancel of a valid execute the wallet refused answers US_0000001 (judged on generated pairs too)."""
-    if not execute.rejected or not _clean(execute) or not _clean(cancel) or not _same_adjustment(execute, cancel):
+    """A cancel of a valid execute the wallet refused answers US_0000001 (judged on generated pairs too).
+
+    Judged only when the execute is valid in every reading (:func:`known_valid_execute`) and the cancel is
+    itself clean and names the same adjustment: a cancel refused on its own account (not one of the
+    documented cancel codes) proves nothing about the execute.
+    """
+    if (
+        not execute.rejected
+        or not known_valid_execute(execute, ctx)
+        or not _clean(cancel)
+        or not _same_adjustment(execute, cancel)
+        or cancel.envelope is None
+    ):
         return NA
     if cancel.code == RECEIVED_NOT_APPLIED:
         return None
+    if cancel.code not in (SUCCESS, NEVER_RECEIVED):
+        return NA  # the cancel was refused on its own (CAN-008 and the cancel's own rules judge the rest)
     return f"cancel of a refused execute answered {describe(cancel)}; expected {RECEIVED_NOT_APPLIED}"
+
+
+@check("CAN-002", kind="conversation")
+def cancel_of_invalid_execute_settles_nothing(
+    *, before: Exchange, execute: Exchange, cancel: Exchange, after: Exchange, ctx: Context
+):
+    """A cancel of an execute refused as invalid answers US_0000001 or US_0000002 (D13) and moves no money."""
+    amounts = _balances(before, after)
+    if amounts is None or not execute.rejected or cancel.response is None:
+        return NA
+    problems = []
+    if cancel.code not in (RECEIVED_NOT_APPLIED, NEVER_RECEIVED):
+        problems.append(
+            f"cancel of an execute refused as invalid answered {describe(cancel)}; expected "
+            f"{RECEIVED_NOT_APPLIED} or {NEVER_RECEIVED} (spec decision D13)"
+        )
+    if amounts[0] != amounts[1]:
+        problems.append(_moved(*amounts))
+    return "; ".join(problems) or None
+
+
+@check("CAN-008", kind="conversation")
+def received_execute_never_answered_never_received(*, execute: Exchange, cancel: Exchange, ctx: Context):
+    """A cancel of a valid execute the wallet answered is never answered US_0000002 (never received)."""
+    if not received(execute) or not known_valid_execute(execute, ctx) or cancel.envelope is None:
+        return NA
+    if cancel.code != NEVER_RECEIVED:
+        return None
+    return (
+        f"the wallet answered the execute {execute.request.json.get('requestUniqueNo')!r} "
+        f"({describe(execute)}), yet its cancel answered {NEVER_RECEIVED} (never received)"
+    )

@@ -2,79 +2,49 @@
 
 from __future__ import annotations
 
-import re
-
+from conformance import contract
 from conformance.checks import NA, Context, check
-from conformance.checks.validation import must_be_rejected
+from conformance.checks.answers import must_be_rejected
+from conformance.checks.schema import business_valid, is_integer_text
 from conformance.exchange import Exchange
 
-DOCUMENTED_NAMES = ("trace", "companyId", "timestamp")
-INTEGER = re.compile(r"^-?[0-9]+$")
-EPOCH_MILLIS = re.compile(r"^[0-9]{13}$")
 
-
-def header_problems(exchange: Exchange) -> list[str]:
-    """How the documented headers break their schema: trace present, companyId an integer, timestamp 13 digits."""
-    request = exchange.request
-    problems = []
-    if request.header("trace") is None:
-        problems.append("trace header missing")
-    company = request.header("companyId")
-    if company is None:
-        problems.append("companyId header missing")
-    elif not INTEGER.match(company):
-        problems.append(f"companyId {company!r} is not an integer")
-    timestamp = request.header("timestamp")
-    if timestamp is None:
-        if exchange.operation != "cancelAdjustment":
-            problems.append("timestamp header missing")
-    elif not EPOCH_MILLIS.match(timestamp):
-        problems.append(f"timestamp {timestamp!r} is not 13 digits")
-    return problems
-
-
-def headers_valid(exchange: Exchange) -> bool:
-    return not header_problems(exchange)
-
-
-def documented_spellings(exchange: Exchange) -> bool:
-    """The documented headers are sent with their documented spelling (other spellings are HDR-005's concern)."""
-    documented = {name.lower(): name for name in DOCUMENTED_NAMES}
-    return all(documented.get(name.lower(), name) == name for name, _ in exchange.request.headers)
+def _missing_required(exchange: Exchange, name: str):
+    """The rule of every required header: a request without it is rejected (required per the spec's operation)."""
+    if exchange.request.has_header(name) or exchange.operation is None:
+        return NA
+    if name not in contract.load().operations[exchange.operation].required_headers:
+        return NA  # optional on this operation (timestamp on cancel: HDR-004's)
+    return must_be_rejected(exchange, f"the {name} header is missing")
 
 
 @check("HDR-001")
 def missing_trace_rejected(exchange: Exchange, ctx: Context):
     """A request without the trace header is rejected."""
-    if exchange.request.has_header("trace"):
-        return NA
-    return must_be_rejected(exchange, "the trace header is missing")
+    return _missing_required(exchange, "trace")
 
 
 @check("HDR-002")
 def missing_company_id_rejected(exchange: Exchange, ctx: Context):
     """A request without the companyId header is rejected."""
-    if exchange.request.has_header("companyId"):
-        return NA
-    return must_be_rejected(exchange, "the companyId header is missing")
+    return _missing_required(exchange, "companyId")
 
 
 @check("HDR-003")
 def missing_timestamp_rejected(exchange: Exchange, ctx: Context):
     """A balance or execute request without the timestamp header is rejected."""
-    if exchange.request.has_header("timestamp"):
-        return NA
-    return must_be_rejected(exchange, "the timestamp header is missing")
+    return _missing_required(exchange, "timestamp")
 
 
 @check("HDR-005")
 def header_names_case_insensitive(exchange: Exchange, ctx: Context):
     """A valid balance query whose header names use other letter cases still succeeds."""
     request = exchange.request
+    documented = contract.load().rules.documented_headers
     sent_names = {name for name, _ in request.headers}
     recased = [
-        name for name in sent_names if name.lower() in {d.lower() for d in DOCUMENTED_NAMES}
-        and name not in DOCUMENTED_NAMES
+        name for name in sent_names if name.lower() in {d.lower() for d in documented}
+        and name not in documented
     ]
     if (
         not recased
@@ -82,7 +52,7 @@ def header_names_case_insensitive(exchange: Exchange, ctx: Context):
         or exchange.operation != "getUserAmount"
         or request.method != "POST"
         or exchange.response is None
-        or not headers_valid(exchange)
+        or not business_valid(exchange)
         or not ctx.is_profile_account(request.json)
     ):
         return NA
@@ -98,7 +68,7 @@ def header_names_case_insensitive(exchange: Exchange, ctx: Context):
 def non_integer_company_id_rejected(exchange: Exchange, ctx: Context):
     """A companyId that is not an integer is rejected."""
     company = exchange.request.header("companyId")
-    if company is None or INTEGER.match(company):
+    if company is None or is_integer_text(company):
         return NA
     return must_be_rejected(exchange, f"companyId {company!r} is not an integer")
 
@@ -107,6 +77,6 @@ def non_integer_company_id_rejected(exchange: Exchange, ctx: Context):
 def timestamp_not_13_digits_rejected(exchange: Exchange, ctx: Context):
     """A timestamp header that is not 13 digits of epoch milliseconds is rejected."""
     timestamp = exchange.request.header("timestamp")
-    if timestamp is None or EPOCH_MILLIS.match(timestamp):
+    if timestamp is None or contract.load().rules.is_epoch_millis_text(timestamp):
         return NA
     return must_be_rejected(exchange, f"timestamp {timestamp!r} is not 13 digits of epoch milliseconds")

@@ -7,8 +7,8 @@ from decimal import Decimal
 from typing import Any
 
 from conformance.checks import NA, Context, check
-from conformance.checks.headers import documented_spellings, headers_valid
-from conformance.checks.validation import describe, is_decimal_string, is_int, must_be_rejected
+from conformance.checks.answers import describe, is_decimal_string, is_int, must_be_rejected
+from conformance.checks.schema import business_valid, documented_spellings
 from conformance.exchange import Exchange
 
 CAMEL = ("userName", "currency", "amount", "amountDigits")
@@ -127,7 +127,7 @@ def profile_account_balance_succeeds(exchange: Exchange, ctx: Context):
         exchange.request.method != "POST"
         or exchange.response is None
         or exchange.negative
-        or not headers_valid(exchange)
+        or not business_valid(exchange)
         or not documented_spellings(exchange)
         or not ctx.is_profile_account(exchange.request.json)
     ):
@@ -170,3 +170,32 @@ def lower_case_currency_not_matched(exchange: Exchange, ctx: Context):
     if currency == currency.upper() or not ctx.is_profile_account({**body, "currency": currency.upper()}):
         return NA
     return must_be_rejected(exchange, f"currency {currency!r} is not the account's code {currency.upper()!r}")
+
+
+@check("BAL-008")
+def answers_for_the_account_it_names(exchange: Exchange, ctx: Context):
+    """A balance query for a known user in an unheld currency is refused, or answered for exactly that
+    user and currency (an account opened on demand, D18); never with another account's balance."""
+    body = exchange.request.json
+    if (
+        exchange.operation != "getUserAmount"
+        or exchange.request.method != "POST"
+        or exchange.response is None
+        or exchange.negative
+        or not business_valid(exchange)
+        or not ctx.is_unheld_currency(body)
+    ):
+        return NA
+    if exchange.rejected:
+        return None
+    data = balance_data(exchange)
+    if data is NA:
+        return NA  # neither a refusal nor a success: the envelope rules judge that answer
+    said = (user_name_of(data), data.get("currency"))
+    asked = (body.get("userName"), body.get("currency"))
+    if said == asked:
+        return None
+    return (
+        f"asked for user {asked[0]!r} in {asked[1]!r}, which the profile does not hold; the answer is the "
+        f"balance of user {said[0]!r} in {said[1]!r}"
+    )

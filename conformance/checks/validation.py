@@ -2,58 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
-from typing import Any
 
 from conformance import contract
 from conformance.checks import NA, Context, check
+from conformance.checks.answers import body_of, decimals, is_decimal_string, is_int, must_be_rejected
+from conformance.checks.schema import schema_problems
 from conformance.exchange import Exchange
 
-DECIMAL = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-EPOCH_MILLIS_MIN, EPOCH_MILLIS_MAX = 10**12, 10**13 - 1
-BIZ_TYPES = (1, 2, 10, 11, 12)
-OPERATION_TYPES = ("OPEN_POSITION", "NORMAL_CLOSE", "ABNORMAL_OVERTRADING")
-LIMITS = {"currency": 16, "requestUniqueNo": 48, "metadata": 200, "cancelRemark": 200}
 
-
-def is_decimal_string(value: Any) -> bool:
-    return isinstance(value, str) and bool(DECIMAL.match(value))
-
-
-def decimals(value: str) -> int:
-    return len(value.split(".", 1)[1]) if "." in value else 0
-
-
-def is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def describe(exchange: Exchange) -> str:
-    response = exchange.response
-    if response is None:
-        return f"no answer ({exchange.error})"
-    envelope = exchange.envelope
-    if envelope is None:
-        return f"HTTP {response.status}, body not a JSON object"
-    return f"HTTP {response.status}, code {envelope.get('code')!r}, ok={envelope.get('ok')!r}"
-
-
-def must_be_rejected(exchange: Exchange, why: str):
-    """The shared verdict of every "invalid input is rejected" rule (4xx or ok=false, spec D5)."""
-    if exchange.request.method != "POST" or exchange.response is None:
-        return NA
-    if exchange.rejected:
-        return None
-    return f"{why}, yet it was not rejected: {describe(exchange)}"
-
-
-def body_of(exchange: Exchange) -> dict | Any:
-    """The request body when it is a JSON object on a documented call, else NA."""
-    body = exchange.request.json
-    if exchange.request.method != "POST" or not isinstance(body, dict):
-        return NA
-    return body
+def _limits(exchange: Exchange) -> dict[str, int]:
+    """The body fields' maxLength for the exchange's operation, from the spec."""
+    if exchange.operation is None:
+        return {}
+    return contract.load().operations[exchange.operation].max_lengths
 
 
 @check("VAL-001")
@@ -71,11 +33,12 @@ def missing_required_field_rejected(exchange: Exchange, ctx: Context):
 
 @check("VAL-002")
 def long_user_name_rejected(exchange: Exchange, ctx: Context):
-    """A userName longer than 48 characters is rejected."""
+    """A userName longer than its documented maxLength (48) is rejected."""
     body = body_of(exchange)
-    if body is NA or not isinstance(body.get("userName"), str) or len(body["userName"]) <= 48:
+    limit = _limits(exchange).get("userName")
+    if body is NA or limit is None or not isinstance(body.get("userName"), str) or len(body["userName"]) <= limit:
         return NA
-    return must_be_rejected(exchange, f"userName has {len(body['userName'])} characters (max 48)")
+    return must_be_rejected(exchange, f"userName has {len(body['userName'])} characters (max {limit})")
 
 
 @check("VAL-003")
@@ -86,7 +49,8 @@ def over_long_fields_rejected(exchange: Exchange, ctx: Context):
         return NA
     long_fields = [
         f"{name} ({len(body[name])} > {limit})"
-        for name, limit in LIMITS.items()
+        for name, limit in _limits(exchange).items()
+        if name != "userName"  # VAL-002's
         if isinstance(body.get(name), str) and len(body[name]) > limit
     ]
     if not long_fields:
@@ -101,16 +65,17 @@ def unknown_biz_type_rejected(exchange: Exchange, ctx: Context):
     if body is NA or "bizType" not in body:
         return NA
     value = body["bizType"]
-    if is_int(value) and value in BIZ_TYPES:
+    allowed = contract.load().rules.biz_types
+    if is_int(value) and value in allowed:
         return NA
-    return must_be_rejected(exchange, f"bizType {value!r} is not one of {BIZ_TYPES}")
+    return must_be_rejected(exchange, f"bizType {value!r} is not one of {allowed}")
 
 
 @check("VAL-005")
 def unknown_operation_type_rejected(exchange: Exchange, ctx: Context):
     """An operationType outside the documented three is rejected."""
     body = body_of(exchange)
-    if body is NA or "operationType" not in body or body["operationType"] in OPERATION_TYPES:
+    if body is NA or "operationType" not in body or body["operationType"] in contract.load().rules.operation_types:
         return NA
     return must_be_rejected(exchange, f"operationType {body['operationType']!r} is not documented")
 
@@ -169,19 +134,9 @@ def request_time_not_13_digits_rejected(exchange: Exchange, ctx: Context):
     if body is NA or "requestTime" not in body:
         return NA
     value = body["requestTime"]
-    if is_int(value) and EPOCH_MILLIS_MIN <= value <= EPOCH_MILLIS_MAX:
+    if contract.load().rules.is_epoch_millis(value):
         return NA
     return must_be_rejected(exchange, f"requestTime {value!r} is not 13 digits of epoch milliseconds")
-
-
-def schema_problems(exchange: Exchange) -> list[str]:
-    """How the request breaks the documented header and body schemas (empty when it keeps them)."""
-    from conformance.checks import schema
-    from conformance.checks.headers import header_problems
-
-    problems = header_problems(exchange)
-    problems += [f"body {p}" for p in schema.request_errors(exchange.operation, exchange.request.json)]
-    return problems
 
 
 @check("VAL-010")

@@ -2,7 +2,9 @@
 
     conformance reference --port 8080 [--host H] [--prefix P] [--keys camel|snake]
                           [--account THIRD:USER:CUR:BALANCE ...] [--db FILE] [--fault NAME]
+                          [--variant NAME ...]
     conformance reference --list-faults
+    conformance reference --list-variants
 
 Also runnable as ``python -m conformance.reference.cli``. Errors (a bad account, an
 unknown fault, a port in use) print one line to stderr and exit with status 2.
@@ -21,6 +23,7 @@ from conformance.reference.accounts import DEFAULT_ACCOUNTS, Account
 from conformance.reference.config import DEFAULT_PREFIX, KEY_STYLES, WalletConfig
 from conformance.reference.faults import FAULTS
 from conformance.reference.server import serve
+from conformance.reference.variants import VARIANTS
 
 USAGE_ERROR = 2
 
@@ -52,6 +55,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--fault", default=None, metavar="NAME", help="run with one deliberate fault")
     parser.add_argument("--list-faults", action="store_true", help="list the faults and exit")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=None,
+        metavar="NAME",
+        help="run a conforming variant (another legal reading of the docs), repeatable",
+    )
+    parser.add_argument("--list-variants", action="store_true", help="list the conforming variants and exit")
 
 
 def list_faults(out=None) -> None:
@@ -59,6 +70,14 @@ def list_faults(out=None) -> None:
     width = max(len(name) for name in FAULTS)
     for fault in FAULTS.values():
         print(f"{fault.name:<{width}}  {fault.requirement}  {fault.level:<6}  {fault.description}", file=out)
+
+
+def list_variants(out=None) -> None:
+    out = out or sys.stdout
+    width = max(len(name) for name in VARIANTS)
+    decision_width = max(len(variant.decision) for variant in VARIANTS.values())
+    for variant in VARIANTS.values():
+        print(f"{variant.name:<{width}}  {variant.decision:<{decision_width}}  {variant.description}", file=out)
 
 
 def _error(message: str) -> int:
@@ -70,6 +89,9 @@ def run(args: argparse.Namespace) -> int:
     if args.list_faults:
         list_faults()
         return 0
+    if args.list_variants:
+        list_variants()
+        return 0
     if args.port is None:
         return _error("--port is required (0 picks a free port)")
     if not 0 <= args.port <= 65535:
@@ -77,7 +99,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         accounts = tuple(Account.parse(a) for a in args.account) if args.account else DEFAULT_ACCOUNTS
         config = WalletConfig(
-            accounts=accounts, keys=args.keys, prefix=args.prefix, db=args.db, fault=args.fault
+            accounts=accounts,
+            keys=args.keys,
+            prefix=args.prefix,
+            db=args.db,
+            fault=args.fault,
+            variants=frozenset(args.variant or ()),
         )
     except ValueError as exc:
         return _error(str(exc))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from conformance.reference.accounts import DEFAULT_ACCOUNTS, Account
 from conformance.reference.faults import check_fault_name
+from conformance.reference.variants import check_variants
 
 KEY_STYLES = ("camel", "snake")
 DEFAULT_PREFIX = "/api/cats-gateway"
@@ -22,6 +23,8 @@ class WalletConfig:
     prefix    path prefix of the three operations ("" for none)
     db        SQLite file; None keeps the ledger in memory (lost when the server stops)
     fault     name of one deliberate fault from FAULTS, or None for a conforming wallet
+    variants  names of conforming variants from VARIANTS (other legal readings of the docs), combinable;
+              "snake-keys" implies keys="snake"
     """
 
     accounts: tuple[Account, ...] = DEFAULT_ACCOUNTS
@@ -29,6 +32,7 @@ class WalletConfig:
     prefix: str = DEFAULT_PREFIX
     db: str | Path | None = None
     fault: str | None = None
+    variants: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         accounts = _accounts(self.accounts)
@@ -37,9 +41,15 @@ class WalletConfig:
             raise ValueError(f"keys must be one of {', '.join(KEY_STYLES)}, not {self.keys!r}")
         object.__setattr__(self, "prefix", _prefix(self.prefix))
         check_fault_name(self.fault)
+        object.__setattr__(self, "variants", check_variants(self.variants))
+        if "snake-keys" in self.variants:
+            object.__setattr__(self, "keys", "snake")
 
     def is_fault(self, name: str) -> bool:
         return self.fault == name
+
+    def has(self, variant: str) -> bool:
+        return variant in self.variants
 
 
 def _accounts(accounts: Iterable[Account | str]) -> tuple[Account, ...]:

@@ -8,15 +8,47 @@ string code with data null, ok=false, fail=true on failure. Always HTTP 200 and
 
 from __future__ import annotations
 
+import gzip
 import json
 import time
 import uuid
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 SUCCESS = "0"
+NO_VARIANTS: frozenset[str] = frozenset()
+
+# variant errors-http-400: the HTTP status of each failure code (other codes: 409, a business refusal)
+ERROR_STATUS = {
+    "INVALID_HEADER": 400,
+    "INVALID_JSON": 400,
+    "INVALID_PARAMETER": 400,
+    "UNSUPPORTED_MEDIA_TYPE": 400,
+    "ACCOUNT_NOT_FOUND": 404,
+}
+# variant numeric-error-codes: the wallet's numeric code for each failure (unlisted: "9999")
+NUMERIC_CODES = {
+    "INVALID_HEADER": "1001",
+    "INVALID_JSON": "1002",
+    "INVALID_PARAMETER": "1003",
+    "UNSUPPORTED_MEDIA_TYPE": "1004",
+    "METHOD_NOT_ALLOWED": "1005",
+    "NOT_FOUND": "1006",
+    "ACCOUNT_NOT_FOUND": "2001",
+    "INSUFFICIENT_FUNDS": "2003",
+    "LIMIT_EXCEEDED": "2004",
+    "ALREADY_CANCELLED": "2005",
+    "ALREADY_REVERSED": "2006",
+    "CANCEL_MISMATCH": "2007",
+    "OPERATION_NOT_SUPPORTED": "2008",
+    "INTERNAL_ERROR": "9000",
+}
+MINIMAL_FIELDS = ("code", "msg", "trace", "data", "ok", "fail")  # variant minimal-envelope
+SPRING_JSON = "application/json;charset=UTF-8"  # variant spring-content-type
+CHUNK = 64  # variant chunked-responses: bytes per chunk
 
 
 @dataclass(frozen=True)
@@ -26,6 +58,7 @@ class Answer:
     data: Any = None  # the success payload (an object); ignored on failure
     status: int = 200
     headers: tuple[tuple[str, str], ...] = ()
+    settle: Callable[[], None] | None = None  # fault lost-cancel-answer-refunds-again: deferred bookkeeping
 
     @property
     def ok(self) -> bool:
@@ -44,7 +77,9 @@ def failure(code: str, msg: str, status: int = 200, headers: tuple[tuple[str, st
 CANCEL_LOOKUP_CODES = ("US_0000001", "US_0000002")
 
 
-def body(answer: Answer, trace: str, started: float, fault: str | None) -> dict[str, Any]:
+def body(
+    answer: Answer, trace: str, started: float, fault: str | None, variants: frozenset[str] = NO_VARIANTS
+) -> dict[str, Any]:
     """The envelope as a dict; ``started`` is the request's ``time.perf_counter()``."""
     ok = answer.ok
     envelope: dict[str, Any] = {
@@ -78,15 +113,58 @@ def body(answer: Answer, trace: str, started: float, fault: str | None) -> dict[
         envelope["msg"] = 0
     elif fault == "envelope-missing-bizcode":
         del envelope["bizCode"]
+    if variants:
+        _vary(envelope, answer, variants)
     return envelope
 
 
-def render(answer: Answer, trace: str, started: float, fault: str | None) -> Response:
+def _vary(envelope: dict[str, Any], answer: Answer, variants: frozenset[str]) -> None:
+    """The legal readings of D6 and D20 (variants), applied in place."""
+    if not answer.ok:
+        if "numeric-error-codes" in variants and answer.code not in CANCEL_LOOKUP_CODES:
+            envelope["code"] = NUMERIC_CODES.get(answer.code, "9999")
+        if "error-data-empty" in variants:
+            envelope["data"] = {}
+        elif "error-data-absent" in variants:
+            del envelope["data"]
+    if "minimal-envelope" in variants:
+        for name in list(envelope):
+            if name not in MINIMAL_FIELDS:
+                del envelope[name]
+
+
+def render(
+    answer: Answer,
+    trace: str,
+    started: float,
+    fault: str | None,
+    variants: frozenset[str] = NO_VARIANTS,
+    accept_encoding: str = "",
+) -> Response:
     status = answer.status
     if fault == "status-201" and answer.ok:
         status = 201
     elif fault == "errors-as-http-400" and not answer.ok and status == 200:
         status = 400
     media_type = "text/plain" if fault == "content-type-text-plain" else "application/json"
-    content = json.dumps(body(answer, trace, started, fault), separators=(",", ":"))
-    return Response(content, status_code=status, media_type=media_type, headers=dict(answer.headers))
+    content = json.dumps(body(answer, trace, started, fault, variants), separators=(",", ":")).encode()
+    headers = dict(answer.headers)
+    if not variants:
+        return Response(content, status_code=status, media_type=media_type, headers=headers)
+    if "errors-http-400" in variants and not answer.ok and status == 200:
+        status = ERROR_STATUS.get(answer.code, 409)
+    if "spring-content-type" in variants and media_type == "application/json":
+        media_type = SPRING_JSON
+    if "gzip-responses" in variants and "gzip" in accept_encoding.lower():
+        content = gzip.compress(content, compresslevel=1, mtime=0)
+        headers.update({"Content-Encoding": "gzip", "Vary": "Accept-Encoding"})
+    if "connection-close" in variants:
+        headers["Connection"] = "close"
+    if "chunked-responses" in variants:
+        return StreamingResponse(_chunks(content), status_code=status, media_type=media_type, headers=headers)
+    return Response(content, status_code=status, media_type=media_type, headers=headers)
+
+
+async def _chunks(content: bytes) -> AsyncIterator[bytes]:
+    for start in range(0, len(content), CHUNK):
+        yield content[start : start + CHUNK]

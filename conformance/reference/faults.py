@@ -93,8 +93,8 @@ _CATALOGUE = (
     Fault("ten-digit-requesttime-accepted", "VAL-009",
           "A requestTime of 10 to 14 digits is accepted."),
     Fault("wrong-json-types-accepted", "VAL-010",
-          'amountDigits and orderId given as numeric strings ("2", "7200000000000001") are coerced to '
-          "integers."),
+          "amountDigits, bizType and orderId given as fractional numbers (2.5) are truncated to integers "
+          "(Jackson ACCEPT_FLOAT_AS_INT): a value the platform never sent is acted on."),
     Fault("non-json-media-type-accepted", "VAL-011",
           "The Content-Type of the request is ignored: a JSON body sent as text/plain (or without a "
           "Content-Type) is processed."),
@@ -126,6 +126,9 @@ _CATALOGUE = (
     Fault("balance-refused", "BAL-007",
           "Balance queries for currency codes that are not three letters are refused "
           "(BALANCE_UNAVAILABLE): the USDT account's balance cannot be read."),
+    Fault("balance-other-currency", "BAL-008",
+          "A balance query for a known user in a currency the wallet holds no account in falls back to the "
+          "user's first account: its balance and decimals, under the requested userName and currency."),
     # ------------------------------------------------------------ execute
     Fault("slow-execute", "EXE-001",
           "An execute that credits money (NORMAL_CLOSE) sleeps 3.2 s before answering; debits stay fast."),
@@ -161,6 +164,9 @@ _CATALOGUE = (
     Fault("second-cancel-refused", "CAN-007",
           "A second cancel of an already reversed execute answers ALREADY_REVERSED (ok=false); "
           "no money moves."),
+    Fault("received-execute-answers-never-received", "CAN-008",
+          "Only applied executes are stored: an execute refused for business reasons (insufficient funds, "
+          "unknown account) leaves no trace, so its cancel answers US_0000002 and a replay is judged anew."),
     # ------------------------------------------------------------ robustness
     Fault("unknown-account-server-error", "ROB-001",
           "A balance query for an account the wallet does not hold answers HTTP 500 (with the JSON "
@@ -176,6 +182,42 @@ _CATALOGUE = (
           "envelope instead of 405."),
     Fault("slow-cancel", "ROB-004",
           "A cancel that claws back a credit (reverses a NORMAL_CLOSE) sleeps 3.2 s before answering."),
+    Fault("flaky-trace-echo", "ENV-005",
+          "Every third answer (a counter, not chance) echoes a stale trace from a pooled buffer: the rule "
+          "breaks one time in three, so a replay of a failed test usually passes."),
+    # ------------------------------------------------------------ delivery
+    Fault("late-execute-applies-after-cancel", "DLV-001",
+          "A NORMAL_CLOSE checks for a cancel on arrival, then makes a 3.3 s downstream call without a "
+          "per-requestUniqueNo lock and commits without looking again: the platform's cancel arriving "
+          "meanwhile answers US_0000002, then the late execute moves the money."),
+    Fault("lost-cancel-answer-refunds-again", "DLV-002",
+          "The cancel commits the refund, answers after a 0.3 s notification call, and writes its "
+          "idempotency record (and the reversal mark) in a second transaction that is skipped when the "
+          "client has gone: a retry after a dropped connection refunds again."),
+    Fault("idempotency-cache-ttl", "DLV-003",
+          "Idempotency records live in a cache that expires ~2 s after the write (expireAfterWrite): a "
+          "replayed execute or cancel arriving later moves the money again."),
+    Fault("check-then-insert-race", "DLV-004",
+          "The duplicate check reads without a lock, a 20 ms gap, then the insert (no unique constraint): "
+          "concurrent duplicates of one execute both apply; sequential ones stay idempotent."),
+    Fault("cancel-before-execute-forgotten", "DLV-005",
+          "A cancel of an unknown requestUniqueNo answers US_0000002 but keeps nothing, so the execute "
+          "arriving after it is applied."),
+    Fault("lost-update-under-concurrency", "DLV-006",
+          "An execute reads the balance in one transaction and writes back the computed balance in another, "
+          "20 ms later, without a row lock: concurrent executes on one account lose updates."),
+    Fault("mismatched-cancel-refunds-cancel-amount", "DLV-007",
+          "A cancel gives back the amount it names, to the account it names, instead of what its execute "
+          "moved on the execute's account."),
+    Fault("overtrading-cancel-wrong-direction", "DLV-008",
+          "The cancel of an applied ABNORMAL_OVERTRADING debits its amount again instead of giving it back "
+          "(the negative amount read as the direction to apply)."),
+    Fault("refused-execute-still-debits", "DLV-009",
+          "A debit beyond the balance takes what is there (the balance goes to 0) and then answers "
+          "INSUFFICIENT_FUNDS; its cancel answers US_0000001 and gives nothing back."),
+    Fault("serialised-slow-executes", "DLV-010",
+          "Every execute holds one global lock around a 0.5 s synchronous downstream call: alone it is in "
+          "time, at concurrency 8 the queue passes 3 s."),
 )
 
 FAULTS: dict[str, Fault] = {fault.name: fault for fault in _CATALOGUE}

@@ -90,7 +90,7 @@ def serve(config: WalletConfig, host: str = "127.0.0.1", port: int = 0) -> Itera
     sock = bind(host, port)
     ledger = None
     try:
-        ledger = Ledger(config.accounts, config.db, config.fault)
+        ledger = Ledger(config.accounts, config.db, config.fault, config.variants)
         uv_config = uvicorn.Config(
             create_app(config, ledger),
             http=RawHeaderNamesH11Protocol,

@@ -31,12 +31,13 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from conformance.reference.accounts import MAX_MINOR, Account
+from conformance.reference.variants import openable_currency
 
 SUCCESS = "0"
 MESSAGES = {
@@ -50,6 +51,8 @@ MESSAGES = {
     "EXECUTE_REJECTED": "adjustments are disabled",
     "DUPLICATE_REQUEST": "duplicate requestUniqueNo",
     "ALREADY_REVERSED": "the adjustment was already reversed",
+    "CANCEL_MISMATCH": "the cancel does not match its adjustment (account, currency or amount)",
+    "OPERATION_NOT_SUPPORTED": "this operationType is not supported",
 }
 
 _SCHEMA = """
@@ -90,6 +93,8 @@ class Outcome:
     code: str
     msg: str
     moved: int = 0  # minor units this call moved (signed: + credit, - debit); 0 = no money moved
+    # fault lost-cancel-answer-refunds-again: the bookkeeping the wallet writes after answering
+    settle: Callable[[], None] | None = field(default=None, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -116,9 +121,21 @@ def _now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
+IDEMPOTENCY_TTL_MS = 2000  # fault idempotency-cache-ttl: records expire from the cache after ~2 s
+RACE_WINDOW_SECONDS = 0.02  # faults check-then-insert-race, lost-update-under-concurrency: read ... write
+
+
 class Ledger:
-    def __init__(self, accounts: Iterable[Account], db: str | Path | None = None, fault: str | None = None):
+    def __init__(
+        self,
+        accounts: Iterable[Account],
+        db: str | Path | None = None,
+        fault: str | None = None,
+        variants: frozenset[str] = frozenset(),
+    ):
         self.fault = fault
+        self.variants = variants
+        self._overtrading: set[str] = set()  # fault overtrading-cancel-wrong-direction: applied ones
         self._lock = threading.Lock()
         target = str(db) if db is not None else ":memory:"
         self._conn = sqlite3.connect(target, timeout=30, isolation_level=None, check_same_thread=False)
@@ -211,37 +228,110 @@ class Ledger:
                 (request_unique_no, code, msg, _now_ms()),
             )
 
-    def execute(self, request_unique_no: str, key: Key, digits: int, delta: int) -> Outcome:
-        """Apply ``delta`` minor units to the account once per requestUniqueNo."""
-        with self._transaction() as conn:
-            return self._execute(conn, request_unique_no, key, digits, delta)
+    def execute(
+        self,
+        request_unique_no: str,
+        key: Key,
+        digits: int,
+        delta: int,
+        *,
+        overdraft: bool = False,
+        refuse: str | None = None,
+        overtrading: bool = False,
+    ) -> Outcome:
+        """Apply ``delta`` minor units to the account once per requestUniqueNo.
 
-    def _execute(self, conn: sqlite3.Connection, number: str, key: Key, digits: int, delta: int) -> Outcome:
+        ``overdraft`` lets a debit take the balance below zero; ``refuse`` is a code the
+        execute is refused with (remembered, nothing moved) once the account is found.
+        """
+        number = request_unique_no
+        if self.fault in ("check-then-insert-race", "lost-update-under-concurrency"):
+            # read in one transaction, write in another, with the request's work in between
+            with self._transaction() as conn:
+                replay = self._replay(conn, number, delta)
+                account = self._find(conn, key, money=True)
+            if replay is not None:
+                return replay
+            time.sleep(RACE_WINDOW_SECONDS)
+            with self._transaction() as conn:
+                if self.fault == "check-then-insert-race":  # no unique constraint: nothing stops the twin
+                    return self._execute(conn, number, key, digits, delta, overdraft, refuse, duplicates=True)
+                stale = account.minor if account is not None else None  # the unique constraint holds
+                return self._execute(conn, number, key, digits, delta, overdraft, refuse, stale_minor=stale)
+        with self._transaction() as conn:
+            outcome = self._execute(conn, number, key, digits, delta, overdraft, refuse)
+        if overtrading and outcome.moved and self.fault == "overtrading-cancel-wrong-direction":
+            self._overtrading.add(number)
+        return outcome
+
+    def cancelled(self, request_unique_no: str) -> bool:
+        """A cancel named this requestUniqueNo (fault late-execute-applies-after-cancel checks on arrival)."""
+        with self._transaction() as conn:
+            return conn.execute(
+                "SELECT 1 FROM cancels WHERE reverse_request_unique_no=?", (request_unique_no,)
+            ).fetchone() is not None
+
+    def late_execute(self, request_unique_no: str, key: Key, digits: int, delta: int) -> Outcome:
+        """Fault late-execute-applies-after-cancel: commit without looking for a cancel again."""
+        with self._transaction() as conn:
+            return self._execute(conn, request_unique_no, key, digits, delta, check_cancel=False)
+
+    def _replay(self, conn: sqlite3.Connection, number: str, delta: int) -> Outcome | None:
+        """The answer to a replayed execute, or None when the requestUniqueNo is new."""
         first = conn.execute(
-            "SELECT code, msg, applied, third_server_code, user_name, currency, delta_minor "
+            "SELECT code, msg, applied, third_server_code, user_name, currency, delta_minor, received_ms "
             "FROM executes WHERE request_unique_no=?",
             (number,),
         ).fetchone()
-        if first is not None:
-            code, msg, applied, *account_key, _ = first
-            if self.fault == "replay-answers-different-code":
-                return _outcome("DUPLICATE_REQUEST")
-            if self.fault == "replay-moves-money-again" and applied:
-                # applied again; the ledger books it on the first record, so a cancel gives back everything
-                self._move(conn, tuple(account_key), delta)
-                conn.execute(
-                    "UPDATE executes SET delta_minor = delta_minor + ? WHERE request_unique_no=?",
-                    (delta, number),
-                )
-                return Outcome(code, msg, delta)
-            return Outcome(code, msg)
+        if first is None:
+            return None
+        code, msg, applied, third, user, currency, _, received_ms = first
+        account_key = (third, user, currency)
+        if self.fault == "replay-answers-different-code":
+            return _outcome("DUPLICATE_REQUEST")
+        expired = self.fault == "idempotency-cache-ttl" and _now_ms() - received_ms > IDEMPOTENCY_TTL_MS
+        if applied and (self.fault == "replay-moves-money-again" or expired):
+            # applied again; the ledger books it on the first record, so a cancel gives back everything
+            self._move(conn, account_key, delta)
+            conn.execute(
+                "UPDATE executes SET delta_minor = delta_minor + ?, received_ms = ? WHERE request_unique_no=?",
+                (delta, _now_ms(), number),
+            )
+            return Outcome(code, msg, delta)
+        return Outcome(code, msg)
+
+    def _execute(
+        self,
+        conn: sqlite3.Connection,
+        number: str,
+        key: Key,
+        digits: int,
+        delta: int,
+        overdraft: bool = False,
+        refuse: str | None = None,
+        *,
+        duplicates: bool = False,
+        stale_minor: int | None = None,
+        check_cancel: bool = True,
+    ) -> Outcome:
+        """The execute in one transaction. The keywords are the faults' ways of getting it wrong:
+        ``duplicates`` skips the duplicate check, ``stale_minor`` writes back a balance read earlier,
+        ``check_cancel=False`` forgets to look for a cancel that came first."""
+        if not duplicates:
+            replay = self._replay(conn, number, delta)
+            if replay is not None:
+                return replay
 
         def remember(
             code: str, account: Key | None = None, moved: int = 0, msg: str | None = None
         ) -> Outcome:
             applied = code == SUCCESS
+            if not applied and self.fault == "received-execute-answers-never-received":
+                # only transactions are persisted; a refusal leaves no trace
+                return Outcome(code, msg or MESSAGES[code])
             conn.execute(
-                "INSERT INTO executes (request_unique_no, code, msg, applied, third_server_code, user_name, "
+                ("INSERT OR REPLACE" if duplicates else "INSERT")
+                + " INTO executes (request_unique_no, code, msg, applied, third_server_code, user_name, "
                 "currency, delta_minor, received_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     number,
@@ -255,12 +345,15 @@ class Ledger:
             )
             return Outcome(code, msg or MESSAGES[code], moved if applied else 0)
 
-        if conn.execute("SELECT 1 FROM cancels WHERE reverse_request_unique_no=?", (number,)).fetchone():
+        cancelled = conn.execute("SELECT 1 FROM cancels WHERE reverse_request_unique_no=?", (number,))
+        if check_cancel and cancelled.fetchone():
             return remember("ALREADY_CANCELLED")
         account = self._find(conn, key, money=True)
         if account is None:
             if self.fault == "unknown-account-execute-accepted":
                 return remember(SUCCESS)
+            if "auto-open-accounts" in self.variants and openable_currency(key[2]) and self._known_user(conn, key):
+                return remember("INSUFFICIENT_FUNDS")  # the on-demand account holds nothing yet
             return remember("ACCOUNT_NOT_FOUND")
         found = (account.third_server_code, account.user_name, account.currency)
         if digits != account.digits:
@@ -269,34 +362,100 @@ class Ledger:
             )
         if self.fault == "execute-always-rejected":
             return remember("EXECUTE_REJECTED", found)
-        after = account.minor + delta
-        if delta < 0 and after < 0 and self.fault != "insufficient-funds-overdraws":
+        if refuse is not None:
+            return remember(refuse, found)
+        before = account.minor if stale_minor is None else stale_minor
+        after = before + delta
+        if delta < 0 and after < 0 and not overdraft and self.fault != "insufficient-funds-overdraws":
+            if self.fault == "refused-execute-still-debits" and before > 0:
+                self._move(conn, found, -before)  # takes what there is, then reports the shortfall
             return remember("INSUFFICIENT_FUNDS", found)
         if abs(after) > MAX_MINOR:
             return remember("LIMIT_EXCEEDED", found)
-        self._move(conn, found, delta)
+        if stale_minor is not None:  # lost-update-under-concurrency: writes back what it computed
+            conn.execute(
+                "UPDATE accounts SET balance_minor = ? WHERE third_server_code=? AND user_name=? AND currency=?",
+                (after, *found),
+            )
+        else:
+            self._move(conn, found, delta)
         return remember(SUCCESS, found, delta)
+
+    @staticmethod
+    def _known_user(conn: sqlite3.Connection, key: Key) -> bool:
+        """Variant auto-open-accounts: the wallet holds an account of this thirdServerCode and userName."""
+        return conn.execute(
+            "SELECT 1 FROM accounts WHERE third_server_code=? AND user_name=?", key[:2]
+        ).fetchone() is not None
+
+    def first_account_of(self, key: Key) -> Balance | None:
+        """Fault balance-other-currency: the user's first account, whatever its currency."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT third_server_code, user_name, currency, digits, balance_minor FROM accounts "
+                "WHERE third_server_code=? AND user_name=? ORDER BY rowid LIMIT 1",
+                key[:2],
+            ).fetchone()
+            return Balance(*row) if row else None
+
+    def known_user(self, key: Key) -> bool:
+        with self._transaction() as conn:
+            return self._known_user(conn, key)
 
     # ------------------------------------------------------------ cancel
 
-    def cancel(self, request_unique_no: str, reverse_request_unique_no: str) -> Outcome:
-        """Reverse the execute named ``reverse_request_unique_no``, once per cancel requestUniqueNo."""
-        with self._transaction() as conn:
-            return self._cancel(conn, request_unique_no, reverse_request_unique_no)
+    def cancel(
+        self, request_unique_no: str, reverse_request_unique_no: str, claim: tuple[Key, int] | None = None
+    ) -> Outcome:
+        """Reverse the execute named ``reverse_request_unique_no``, once per cancel requestUniqueNo.
 
-    def _cancel(self, conn: sqlite3.Connection, number: str, reverse: str) -> Outcome:
+        ``claim`` is the account and |amount| (minor units) the cancel names; with the variant
+        mismatched-cancel-refused a claim that differs from the applied execute is refused.
+        With the fault lost-cancel-answer-refunds-again the refund commits here and the
+        bookkeeping waits in ``Outcome.settle``, for after the answer.
+        """
+        if self.fault == "lost-cancel-answer-refunds-again":
+            pending: list[Callable[[sqlite3.Connection], None]] = []
+            with self._transaction() as conn:
+                outcome = self._cancel(conn, request_unique_no, reverse_request_unique_no, claim, pending)
+
+            def settle() -> None:
+                with self._transaction() as later:
+                    for write in pending:
+                        write(later)
+
+            return Outcome(outcome.code, outcome.msg, outcome.moved, settle)
+        with self._transaction() as conn:
+            return self._cancel(conn, request_unique_no, reverse_request_unique_no, claim)
+
+    def _cancel(
+        self,
+        conn: sqlite3.Connection,
+        number: str,
+        reverse: str,
+        claim: tuple[Key, int] | None = None,
+        pending: list[Callable[[sqlite3.Connection], None]] | None = None,
+    ) -> Outcome:
+        def write(sql: str, params: tuple) -> None:
+            if pending is None:
+                conn.execute(sql, params)
+            else:  # fault lost-cancel-answer-refunds-again: written in a second transaction, later
+                pending.append(lambda later: later.execute(sql, params))
+
         first = conn.execute(
-            "SELECT c.code, c.msg, c.refund_minor, e.third_server_code, e.user_name, e.currency "
+            "SELECT c.code, c.msg, c.refund_minor, e.third_server_code, e.user_name, e.currency, c.received_ms "
             "FROM cancels c LEFT JOIN executes e ON e.request_unique_no = c.reverse_request_unique_no "
             "WHERE c.request_unique_no=?",
             (number,),
         ).fetchone()
         if first is not None:
-            code, msg, refunded, *account_key = first
+            code, msg, refunded, third, user, currency, received_ms = first
             if self.fault == "cancel-replay-answers-different-code":
                 return _outcome("DUPLICATE_REQUEST")
-            if self.fault == "cancel-replay-refunds-twice":
-                self._move(conn, tuple(account_key), refunded)
+            expired = self.fault == "idempotency-cache-ttl" and _now_ms() - received_ms > IDEMPOTENCY_TTL_MS
+            if self.fault == "cancel-replay-refunds-twice" or (expired and refunded):
+                self._move(conn, (third, user, currency), refunded)
+                conn.execute("UPDATE cancels SET received_ms=? WHERE request_unique_no=?", (_now_ms(), number))
                 return Outcome(code, msg, refunded)
             return Outcome(code, msg)
 
@@ -308,21 +467,41 @@ class Ledger:
         refund = 0
         if executed is None:
             code = SUCCESS if self.fault == "cancel-unknown-answers-success" else "US_0000002"
+            if self.fault == "cancel-before-execute-forgotten":
+                return _outcome(code)  # nothing kept: the late execute will find no trace of this cancel
         elif not executed[0]:
             code = "US_0000002" if self.fault == "cancel-rejected-answers-us0000002" else "US_0000001"
         else:
             _, third, user, currency, moved, reversed_by = executed
             code = SUCCESS
-            if reversed_by is None:
+            if claim is not None and "mismatched-cancel-refused" in self.variants and not _matches(
+                claim, (third, user, currency), moved
+            ):
+                code = "CANCEL_MISMATCH"
+            elif reversed_by is None:
                 refund = 0 if self.fault == "cancel-does-not-refund" else -moved
-                conn.execute("UPDATE executes SET reversed_by=? WHERE request_unique_no=?", (number, reverse))
+                if self.fault == "overtrading-cancel-wrong-direction" and reverse in self._overtrading:
+                    refund = moved  # reads the negative amount as "the direction to apply again"
+                if self.fault == "mismatched-cancel-refunds-cancel-amount" and claim is not None:
+                    (third, user, currency), claimed = claim  # the cancel's account and amount, not the execute's
+                    refund = claimed if moved < 0 else -claimed
+                write("UPDATE executes SET reversed_by=? WHERE request_unique_no=?", (number, reverse))
             elif self.fault == "second-cancel-refunds-again":
                 refund = -moved
-            elif self.fault == "second-cancel-refused":
+            elif self.fault == "second-cancel-refused" or "second-cancel-refused" in self.variants:
                 code = "ALREADY_REVERSED"
             self._move(conn, (third, user, currency), refund)
-        conn.execute(
+        write(
             "INSERT INTO cancels VALUES (?, ?, ?, ?, ?, ?)",
             (number, reverse, code, MESSAGES[code], refund, _now_ms()),
         )
         return _outcome(code, moved=refund)
+
+
+def _matches(claim: tuple[Key, int], key: Key, moved: int) -> bool:
+    """Variant mismatched-cancel-refused: the cancel names the execute's account and amount.
+
+    An execute that moved nothing (an ignored ABNORMAL_OVERTRADING) has no amount to compare.
+    """
+    claimed_key, claimed_minor = claim
+    return tuple(claimed_key) == tuple(key) and (moved == 0 or claimed_minor == abs(moved))

@@ -7,13 +7,18 @@ request. Nothing here touches the ledger.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from conformance.reference.accounts import DECIMAL, MAX_MINOR, decimals_of, to_minor
+from conformance.reference.variants import FRESHNESS_MS, MAX_ID_LENGTH, PINNED_COMPANY
+
+NO_VARIANTS: frozenset[str] = frozenset()
 
 BALANCE = "getUserAmount"
 EXECUTE = "executeAdjustment"
@@ -86,7 +91,9 @@ class Valid:
 # ---------------------------------------------------------------- headers
 
 
-def check_headers(operation: str, headers: Mapping[str, str], fault: str | None) -> Rejection | None:
+def check_headers(
+    operation: str, headers: Mapping[str, str], fault: str | None, variants: frozenset[str] = NO_VARIANTS
+) -> Rejection | None:
     """``headers`` maps the documented spellings (trace, companyId, timestamp) to the values received."""
     if "trace" not in headers and fault != "missing-trace-accepted":
         return Rejection(INVALID_HEADER, "missing header trace")
@@ -96,6 +103,8 @@ def check_headers(operation: str, headers: Mapping[str, str], fault: str | None)
             return Rejection(INVALID_HEADER, "missing header companyId")
     elif not INTEGER.fullmatch(company) and fault != "non-integer-companyid-accepted":
         return Rejection(INVALID_HEADER, "header companyId must be an integer")
+    elif "company-pinned" in variants and company.lstrip("0") != PINNED_COMPANY:
+        return Rejection(INVALID_HEADER, f"this wallet serves companyId {PINNED_COMPANY} only")
     timestamp = headers.get("timestamp")
     if timestamp is None:
         required = operation != CANCEL or fault == "cancel-requires-timestamp"
@@ -105,7 +114,14 @@ def check_headers(operation: str, headers: Mapping[str, str], fault: str | None)
         pattern = EPOCH_LOOSE if fault == "ten-digit-timestamp-accepted" else EPOCH_MILLIS
         if not pattern.fullmatch(timestamp):
             return Rejection(INVALID_HEADER, "header timestamp must be 13 digits of epoch milliseconds")
+        if "fresh-timestamps-only" in variants and not _fresh(int(timestamp)):
+            return Rejection(INVALID_HEADER, "header timestamp is more than 5 minutes from now")
     return None
+
+
+def _fresh(epoch_ms: int) -> bool:
+    """Variant fresh-timestamps-only: within 5 minutes of the wallet's clock."""
+    return abs(time.time_ns() // 1_000_000 - epoch_ms) <= FRESHNESS_MS
 
 
 def check_media_type(content_type: str | None, fault: str | None) -> Rejection | None:
@@ -154,27 +170,83 @@ def readable_request_unique_no(body: Any, fault: str | None) -> str | None:
     return value
 
 
-def validate_body(operation: str, body: Any, fault: str | None) -> Valid | Rejection:
+def validate_body(
+    operation: str, body: Any, fault: str | None, variants: frozenset[str] = NO_VARIANTS
+) -> Valid | Rejection:
     if not isinstance(body, dict):
         return Rejection(INVALID_PARAMETER, "the body must be a JSON object")
     if fault == "wrong-json-types-accepted":
-        body = _coerce_integers(operation, body)
+        body = _truncate_fractions(body)
+    if "lenient-scalar-coercion" in variants:
+        body = _coerce_losslessly(operation, body)
+    if "null-optional-accepted" in variants:
+        optional = {field.name for field in FIELDS[operation] if not field.required}
+        body = {name: value for name, value in body.items() if not (value is None and name in optional)}
     for field in FIELDS[operation]:
         problem = _field_problem(field, body, fault)
         if problem:
             return Rejection(INVALID_PARAMETER, problem)
+    problem = _variant_problem(operation, body, variants) if variants else None
+    if problem:
+        return Rejection(INVALID_PARAMETER, problem)
     if operation == BALANCE:
         return Valid(operation, body)
     return _adjustment(operation, body, fault)
 
 
-def _coerce_integers(operation: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Fault wrong-json-types-accepted: amountDigits and orderId as numeric strings become integers."""
+def _variant_problem(operation: str, body: dict[str, Any], variants: frozenset[str]) -> str | None:
+    """The stricter readings of D17 and D19 (variants); the fields' types are already checked."""
+    if "strict-unknown-fields" in variants:
+        documented = {field.name for field in FIELDS[operation]}
+        extra = sorted(name for name in body if name not in documented)
+        if extra:
+            return f"unknown field {extra[0]}"
+    if "strict-ip" in variants and "ip" in body:
+        try:
+            ipaddress.ip_address(body["ip"])
+        except ValueError:
+            return "ip must be an IPv4 or IPv6 address"
+    if "metadata-must-be-json" in variants and "metadata" in body:
+        try:
+            json.loads(body["metadata"])
+        except ValueError:
+            return "metadata must be JSON text"
+    if "bounded-ids" in variants:
+        for name in ("thirdServerCode", "reverseRequestUniqueNo"):
+            if name in body and len(body[name]) > MAX_ID_LENGTH:
+                return f"field {name} is longer than {MAX_ID_LENGTH} characters"
+    if "fresh-timestamps-only" in variants and operation != BALANCE:
+        request_time = body.get("requestTime")
+        well_formed = isinstance(request_time, int) and EPOCH_MILLIS.fullmatch(str(request_time))
+        if well_formed and not _fresh(request_time):
+            return "requestTime is more than 5 minutes from now"
+    return None
+
+
+def _truncate_fractions(body: dict[str, Any]) -> dict[str, Any]:
+    """Fault wrong-json-types-accepted: amountDigits, bizType and orderId as fractions are truncated (lossy)."""
     coerced = dict(body)
-    for name in ("amountDigits", "orderId"):
+    for name in ("amountDigits", "bizType", "orderId"):
         value = coerced.get(name)
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value):
+        if isinstance(value, float) and not value.is_integer():
             coerced[name] = int(value)
+    return coerced
+
+
+def _coerce_losslessly(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Variant lenient-scalar-coercion (D21, Jackson's default): a numeric string or an integral float for an
+    integer field reads as the integer, an integer for a string field as its text; nothing lossy."""
+    coerced = dict(body)
+    for field in FIELDS[operation]:
+        value = coerced.get(field.name)
+        if isinstance(value, bool):
+            continue
+        if field.kind is int:
+            numeric_text = isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value)
+            if numeric_text or (isinstance(value, float) and value.is_integer()):
+                coerced[field.name] = int(value)
+        elif isinstance(value, int) and field.name in coerced:
+            coerced[field.name] = str(value)
     return coerced
 
 

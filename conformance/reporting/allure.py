@@ -65,6 +65,7 @@ def environment(summary: dict[str, Any]) -> dict[str, str]:
         "run.started_at": str(run.get("started_at", "")),
         "verdict": f"{summary.get('verdict', '')} (exit {summary.get('exit_code', '')})",
         "python": str(run.get("python") or sys.version.split()[0]),
+        **_waiver_properties(summary),  # nightly: every waiver that applied, expired or is no longer needed
     }
     for level in ("MUST", "SHOULD"):
         c = counts.get(level, {})
@@ -72,6 +73,13 @@ def environment(summary: dict[str, Any]) -> dict[str, str]:
     for index, error in enumerate(summary.get("suite_errors", []), start=1):
         values[f"suite_error.{index}"] = str(error)
     return values
+
+
+def _waiver_properties(summary: dict[str, Any]) -> dict[str, str]:
+    report = summary.get("waivers") or {}
+    return {f"waiver.{w['requirement']}": f"{w.get('state')}: owner {w.get('owner')}, {w.get('ticket')}, "
+            f"expires {w.get('expires')}" for group in ("applied", "expired", "not_needed")
+            for w in report.get(group, [])}
 
 
 def _property_escape(text: str, key: bool = False) -> str:

@@ -196,8 +196,8 @@ def _collect(report_dir: Path, summary: dict[str, Any]) -> dict[str, bytes]:
 
 
 def write_bundle(report_dir: Path, secrets: redaction.Secrets | tuple[str, ...] = (),
-                 signing_key: str | Path | None = None,
-                 created_at: str | None = None, destination: Path | None = None) -> Bundle:
+                 signing_key: str | Path | None = None, created_at: str | None = None,
+                 destination: Path | None = None) -> Bundle:
     """Write ``evidence-<run id>.zip`` (into the report directory, or ``destination``) from a finished run."""
     report_dir = Path(report_dir)
     try:

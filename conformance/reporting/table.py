@@ -14,6 +14,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from conformance import waivers
+
 MARKS = {"passed": "PASS", "failed": "FAIL", "warning": "WARN", "flaky": "FLAKY", "waived": "WAIVED",
          "skipped": "SKIP"}
 STYLES = {"passed": "green", "failed": "bold red", "warning": "yellow", "flaky": "magenta", "waived": "cyan",
@@ -73,6 +75,7 @@ def footer(summary: dict[str, Any]) -> list[str]:
         )
     for error in summary.get("suite_errors", []):
         lines.append(f"suite: {error}")
+    lines += waivers.lines(summary.get("waivers"))  # nightly: applied, expired, no longer needed
     lines.append(
         f"verdict: {summary['verdict'].upper()} (exit {summary['exit_code']}) in {summary['run']['duration_s']} s"
     )

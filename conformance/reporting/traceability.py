@@ -135,6 +135,7 @@ def build(report_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
             "operations": row.get("operations", []),
             "status": row.get("status"),
             **({"reason": row["reason"]} if "reason" in row else {}),
+            **{key: row[key] for key in ("waiver", "attempts") if row.get(key)},  # nightly: owner, replays
             "checks": list(checks.values()),
             "tests": [{"nodeid": name, "outcome": outcomes_of_test.get(name)} for name in test_names],
             "evaluations": row.get("evaluations", evaluations[rid]),

@@ -12,7 +12,7 @@ from conformance.checks import NEVER_SENT_PREFIX, UNKNOWN_ACCOUNT_PREFIX
 from conformance.checks.money import balance_amount, balance_data, digits_of
 from conformance.exchange import Exchange
 from conformance.profile import TestAccount
-from conformance.suite.plugin import RunState
+from conformance.suite.plugin import Blocked, RunState
 from conformance.transport import Client
 
 OPERATIONS = ("getUserAmount", "executeAdjustment", "cancelAdjustment")
@@ -113,7 +113,7 @@ class Teller:
             data = balance_data(exchange)
             digits = digits_of(data) if isinstance(data, dict) else None
             if not isinstance(digits, int) or isinstance(digits, bool) or digits < 0:
-                raise AssertionError(
+                raise Blocked("BAL-007",
                     f"cannot read the balance of profile account {account} (HTTP "
                     f"{exchange.response.status if exchange.response else exchange.error}, code {exchange.code!r}); "
                     "see BAL-007"
@@ -127,5 +127,5 @@ class Teller:
     def current_balance(self, exchange: Exchange) -> Decimal:
         value = balance_amount(exchange)
         if value is None:
-            raise AssertionError(f"the balance answer is unreadable: code {exchange.code!r}")
+            raise Blocked("BAL-007", f"the balance answer is unreadable: code {exchange.code!r}")
         return value

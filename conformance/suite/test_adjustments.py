@@ -127,7 +127,7 @@ def test_cancel_of_never_received_request(teller, journal, ctx, account, state):
     )
 
 
-@pytest.mark.requirement("CAN-002", "EXE-006")
+@pytest.mark.requirement("CAN-002", "EXE-006", "CAN-008")
 def test_cancel_of_rejected_execute(teller, journal, ctx, account):
     before = teller.balance(account)
     require_answer(before)
@@ -147,24 +147,18 @@ def test_cancel_of_rejected_execute(teller, journal, ctx, account):
     )
     if execute.succeeded:
         raise Blocked("EXE-006", "the over-balance debit was applied, so CAN-002 cannot be judged on it")
-    expect(
-        journal,
-        "CAN-002",
-        _judge(
-            journal,
-            ctx,
-            conversation.rejected_execute_cancel_us0000001,
-            before=before,
-            execute=execute,
-            cancel=cancel,
-            after=after,
-        ),
-    )
+    expect_all(journal, {
+        "CAN-002": _judge(journal, ctx, conversation.rejected_execute_cancel_us0000001,
+                          before=before, execute=execute, cancel=cancel, after=after),
+        "CAN-008": _judge(journal, ctx, conversation.received_execute_never_answered_never_received,
+                          execute=execute, cancel=cancel),
+    })
 
 
 @pytest.mark.requirement("CAN-002")
 def test_cancel_of_invalid_execute(teller, journal, ctx, account):
-    """A request the wallet received but refused as invalid (wrong sign) is 'received, not applied'."""
+    """An execute refused as invalid (wrong sign): its cancel answers US_0000001, or US_0000002 where the
+    wallet keeps no record of invalid requests (spec decision D13); either way no money moves."""
     before = teller.balance(account)
     execute_body = teller.execute_body(account, "-" + teller.amount(account))
     execute = teller.execute(execute_body, negative=True)
@@ -179,7 +173,7 @@ def test_cancel_of_invalid_execute(teller, journal, ctx, account):
         _judge(
             journal,
             ctx,
-            conversation.rejected_execute_cancel_us0000001,
+            conversation.cancel_of_invalid_execute_settles_nothing,
             before=before,
             execute=execute,
             cancel=cancel,
