@@ -122,7 +122,7 @@ def test_a_failure_that_does_not_reproduce_is_flaky(wallet, tmp_path):
     assert attempts == ["violated", "passed", "passed"]
     assert env["violations"] == 1 and env["failing_examples"][0]["attempt"] == 0
     assert summary["verdict"] != "failed" and code != 1, out[-2000:]  # incomplete at worst: DLV-* not run here
-    assert "FLKY" in out and "did not reproduce" in out
+    assert "FLAKY" in out and "did not reproduce" in out
 
 
 def test_flaky_fails_makes_a_flaky_failure_fail_the_run(wallet, tmp_path):
