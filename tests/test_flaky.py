@@ -231,3 +231,22 @@ def test_the_wallets_deterministic_trace_fault_stays_failed(tmp_path, monkeypatc
     summary = _run_selected("trace-not-echoed", tmp_path / "wallet-deterministic", monkeypatch)
     assert row(summary, "ENV-005")["status"] == "failed"
     assert summary["exit_code"] == 1
+
+
+def test_a_replay_the_run_refuses_midway_stops_and_reports_why():
+    from conformance.suite.replay import _send_all
+
+    class Refusing:
+        def __init__(self):
+            self.sent = 0
+
+        def send(self, request, **_):
+            self.sent += 1
+            if self.sent == 2:
+                raise RuntimeError("the run is stopping")
+            return "answered"
+
+    chosen = [_exchange("getUserAmount", {"n": i}) for i in range(3)]
+    sent, refused = _send_all(Refusing(), chosen, 1)
+    assert sent == ["answered"] and refused == "RuntimeError: the run is stopping"
+    assert _send_all(type("Fine", (), {"send": lambda self, r, **_: "ok"})(), chosen, 1) == (["ok"] * 3, None)

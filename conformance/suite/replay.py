@@ -112,17 +112,33 @@ class ReplayPlugin:
                     continue
                 client = client or Client(self._state.profile, journal)
                 for attempt in range(1, self._replays + 1):
+                    sent, refused = _send_all(client, chosen, attempt)
+                    if refused is not None:  # a partial attempt must never pass for a recovery: keep, do not judge
+                        for again in sent:
+                            journal.record(again, judge=False)
+                        if self._progress is not None:
+                            self._progress(f"[replay {attempt}/{self._replays}] stopped ({refused}): {origin}")
+                        break
                     with journal.context(origin, attempt):
-                        for exchange in chosen:
-                            request = _fresh(exchange.request) if exchange.operation == "executeAdjustment" \
-                                else exchange.request
-                            journal.record(client.send(request, operation=exchange.operation,
-                                                       origin=f"{exchange.origin}/replay-{attempt}",
-                                                       negative=exchange.negative))
+                        for again in sent:
+                            journal.record(again)
                     self._tell(origin, attempt, "generated examples", len(chosen))
         finally:
             if client is not None:
                 client.close()
+
+
+def _send_all(client: Client, chosen: list[Exchange], attempt: int) -> tuple[list[Exchange], str | None]:
+    """Send every chosen exchange again; stop at the first the run refuses (stopping, a money bound)."""
+    sent = []
+    for exchange in chosen:
+        request = _fresh(exchange.request) if exchange.operation == "executeAdjustment" else exchange.request
+        try:
+            sent.append(client.send(request, operation=exchange.operation,
+                                    origin=f"{exchange.origin}/replay-{attempt}", negative=exchange.negative))
+        except Exception as error:  # RunStopped, ExposureRefused: the money journal's gate said no
+            return sent, f"{type(error).__name__}: {error}"
+    return sent, None
 
 
 def _replayed_at_end(origin: str) -> bool:
