@@ -63,6 +63,8 @@ class ReplayPlugin:
             return result  # turned off, or a generated slice (its failing examples are replayed at session end)
         if _failing_musts(self._state.journal.outcomes_of(item.nodeid, 0)):
             for attempt in range(1, self._replays + 1):
+                if self._stopping():
+                    break  # the run is stopping (signal, --max-duration): no new traffic, the failure stands
                 item.conformance_attempt = attempt
                 try:
                     item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
@@ -79,6 +81,11 @@ class ReplayPlugin:
             self._replay_generated()
 
     # -------------------------------------------------------------------------------------- internals
+    def _stopping(self) -> bool:
+        money = getattr(self._state.ledger, "money", None)
+        stopping = getattr(money, "stopping", None)
+        return bool(stopping is not None and stopping.is_set())
+
     def _tell(self, origin: str, attempt: int, kind: str, sent: int) -> None:
         still = _failing_musts(self._state.journal.outcomes_of(origin, attempt))
         self.replayed.append({"origin": origin, "attempt": attempt, "kind": kind, "sent": sent, "failing": still})
@@ -112,6 +119,8 @@ class ReplayPlugin:
                     continue
                 client = client or Client(self._state.profile, journal)
                 for attempt in range(1, self._replays + 1):
+                    if self._stopping():
+                        break
                     sent, refused = _send_all(client, chosen, attempt)
                     if refused is not None:  # a partial attempt must never pass for a recovery: keep, do not judge
                         for again in sent:
