@@ -224,6 +224,11 @@ def test_the_wallets_one_in_three_trace_fault_is_flaky(tmp_path, monkeypatch):
     env = row(summary, "ENV-005")
     assert env["status"] == "flaky", env
     assert list(env["attempts"].values()) == [["violated", "passed", "violated"]]
+    log = summary["replays"]["log"]
+    assert [(e["origin"], e["attempt"], e["reproduced"]) for e in log] == [
+        ("test_balance.py::test_balance_of_unknown_account_is_refused", 1, []),
+        ("test_balance.py::test_balance_of_unknown_account_is_refused", 2, ["ENV-005"]),
+    ]
     assert summary["exit_code"] != 1, "a flaky MUST does not fail the run"
 
 

@@ -48,7 +48,6 @@ class ReplayPlugin:
         self._state = state
         self._replays = max(0, replays)
         self._progress = progress
-        self.replayed: list[dict] = []  # {origin, attempt, kind, sent, failing: [requirement ids]}
 
     @pytest.hookimpl(wrapper=True, tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -88,7 +87,8 @@ class ReplayPlugin:
 
     def _tell(self, origin: str, attempt: int, kind: str, sent: int) -> None:
         still = _failing_musts(self._state.journal.outcomes_of(origin, attempt))
-        self.replayed.append({"origin": origin, "attempt": attempt, "kind": kind, "sent": sent, "failing": still})
+        self._state.replays.append({"origin": origin, "attempt": attempt, "kind": kind, "sent": sent,
+                                    "reproduced": still})
         if self._progress is not None:
             verdict = "reproduced " + ", ".join(still) if still else "did not reproduce"
             self._progress(f"[replay {attempt}/{self._replays}] {verdict}: {origin}")
@@ -113,6 +113,10 @@ class ReplayPlugin:
                     continue
                 chosen = _replayable(journal, against)
                 if chosen is None:
+                    self._state.replays.append({"origin": origin, "attempt": None, "kind": "generated examples",
+                                                "sent": 0, "reproduced": _failing_musts(against),
+                                                "note": "not replayed: a failure without a replayable example, or "
+                                                        f"more than {MAX_GENERATED_REPLAYS}"})
                     if self._progress is not None:
                         self._progress(f"[replay] not replayed (a failure without a replayable example, or more "
                                        f"than {MAX_GENERATED_REPLAYS}): {origin}")
@@ -125,6 +129,9 @@ class ReplayPlugin:
                     if refused is not None:  # a partial attempt must never pass for a recovery: keep, do not judge
                         for again in sent:
                             journal.record(again, judge=False)
+                        self._state.replays.append({"origin": origin, "attempt": attempt, "kind": "generated examples",
+                                                    "sent": len(sent), "reproduced": None,
+                                                    "note": f"stopped, not judged: {refused}"})
                         if self._progress is not None:
                             self._progress(f"[replay {attempt}/{self._replays}] stopped ({refused}): {origin}")
                         break
