@@ -40,6 +40,7 @@ class RunState:
     generated: Any = None  # schemathesis_hooks.GeneratedRun: what the generated slices' hooks are handed
     scenarios: list = field(default_factory=list)  # generated.ScenarioResult, in run order
     test_results: list = field(default_factory=list)  # one dict per handwritten/generated test
+    replays: list = field(default_factory=list)  # nightly: one dict per replay attempt (suite.replay)
 
     def request_number(self, label: str) -> str:
         """A fresh requestUniqueNo (max 48 characters) in this run's namespace."""
