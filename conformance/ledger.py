@@ -8,6 +8,12 @@ requestUniqueNo answers code "0" (reversed), US_0000001 or US_0000002 (nothing
 was applied). :meth:`Ledger.compensate` sends the cancels still owed at the end
 of a run, exactly as the platform does after a failed execute (reference §2.6),
 and the run reports what it moved and what it compensated.
+
+With a write-ahead :class:`~conformance.money_journal.MoneyJournal` attached
+(``conformance run`` always attaches one), the journal is the record of money:
+:meth:`Ledger.summary` (ledger.json, summary.json's money section) is derived
+from it, and compensation is :func:`conformance.settle.settle_outstanding`,
+the same code ``conformance settle`` runs after a crash.
 """
 
 from __future__ import annotations
@@ -68,7 +74,8 @@ def _execute_outcome(exchange: Exchange) -> str:
 class Ledger:
     """Keeps the money story of the run (it judges nothing: see :mod:`conformance.conversations`)."""
 
-    def __init__(self) -> None:
+    def __init__(self, money: Any | None = None) -> None:
+        self.money = money  # conformance.money_journal.MoneyJournal: the durable record; summary() derives from it
         self.entries: dict[str, Entry] = {}
         self._lock = threading.Lock()
 
@@ -125,6 +132,8 @@ class Ledger:
         return self.outstanding()
 
     def summary(self) -> dict[str, Any]:
+        if self.money is not None:  # the write-ahead journal knows what memory may not (a call cut mid-flight)
+            return self.money.summary()
         with self._lock:
             entries = list(self.entries.values())
         applied = [e for e in entries if e.outcome == "applied"]

@@ -66,9 +66,12 @@ class GeneratedRun:
     account_digits: dict[tuple[str, str, str], int] = field(default_factory=dict)
     money_allowed: bool = True
     client_timeout_s: float = 10.0
+    number_prefix: str = "conformance"  # every generated execute/cancel number starts with it (run-scoped)
+    gate: Any = None  # run.MoneyGate: journals each execute/cancel before it is sent, stops traffic on a signal
     phase: str = ""
-    numbers: set[tuple[str, str]] = field(default_factory=set)  # (operation, requestUniqueNo) sent so far
+    numbers: set[str] = field(default_factory=set)  # requestUniqueNo values sent so far (one namespace)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: Any = None  # conformance.transport.GeneratedGate: stop check, write-ahead money journal, bounded reads
 
 
 _ATTRIBUTE = "conformance_run"
@@ -142,8 +145,11 @@ def before_call(context, case, kwargs):
         if body_negative:
             _aim_negative_body(run, case.body, case.operation.path)
         else:
+            _plausible(case.body, case.operation.path)
             _use_profile_account(run, case.body)
             _unique_number(run, case.body, case.operation.path)
+    if run is not None and run.gate is not None:
+        run.gate.before(case, kwargs)  # last: the body journaled is the body sent
     _local.sent_at = time.perf_counter()  # the deadline is measured from here to the last byte of the answer
 
 
@@ -161,13 +167,14 @@ ACCOUNT_FIELDS = ("thirdServerCode", "userName", "currency")
 
 
 def _unique_number(run: GeneratedRun, body: dict, path: str) -> None:
-    """Keep every judged execute's and cancel's requestUniqueNo unique in the run, negative ones included.
+    """Give every judged execute and cancel a requestUniqueNo of this run that no request has used yet.
 
-    Generation repeats numbers ("", the spec's example, a trace linked into two cancels); a repeat is a
-    replay to the wallet, which rightly answers the first answer again (idempotence, not acceptance), and
-    two executes under one number cannot be told apart by the money ledger. A repeated or empty number is
-    replaced; a fresh one is kept (the stateful links refer to it). The operation comes from the path, not
-    from the body: a negative execute without operationType is still an execute.
+    Generation repeats numbers ("", the spec's example, a number linked into two cancels), and the spec's
+    example numbers are the same in every run: a repeat is a replay to the wallet, which rightly answers the
+    first answer again (idempotence, not acceptance), and two executes under one number cannot be told apart
+    by the money ledger. Executes and cancels share one namespace (a wallet may keep one). A number already
+    in this run's namespace and not sent yet is kept (a stateful step made it); any other is replaced. The
+    operation comes from the path, not from the body: a negative execute without operationType is still one.
     """
     operation = contract.load().operation_for_path(path)
     if operation is None or not operation.moves_money:
@@ -175,9 +182,34 @@ def _unique_number(run: GeneratedRun, body: dict, path: str) -> None:
     number = body.get("requestUniqueNo")
     limit = operation.max_lengths.get("requestUniqueNo", 48)
     with run.lock:
-        if not isinstance(number, str) or not number.strip() or (operation.operation_id, number) in run.numbers:
-            number = body["requestUniqueNo"] = f"conformance-{uuid.uuid4().hex}"[:limit]
-        run.numbers.add((operation.operation_id, number))
+        fresh = isinstance(number, str) and number.startswith(run.number_prefix) and number not in run.numbers
+        if not fresh:
+            number = body["requestUniqueNo"] = f"{run.number_prefix}-{uuid.uuid4().hex}"[:limit]
+        run.numbers.add(number)
+
+
+def _plausible(body: dict, path: str) -> None:
+    """A positive body as a business probe sends it (spec decision D19): documented fields only, no null,
+    an ip that is an address, metadata that is JSON text. A correct wallet may refuse anything else."""
+    import ipaddress
+    import json
+
+    operation = contract.load().operation_for_path(path)
+    if operation is None:
+        return
+    documented = set(operation.request_schema.get("properties", {}))
+    for name in [name for name, value in body.items() if name not in documented or value is None]:
+        del body[name]
+    if "ip" in body:
+        try:
+            ipaddress.ip_address(str(body["ip"]))
+        except ValueError:
+            body["ip"] = "203.0.113.7"
+    if isinstance(body.get("metadata"), str):
+        try:
+            json.loads(body["metadata"])
+        except ValueError:
+            body["metadata"] = json.dumps({"note": body["metadata"][:40]})[: operation.max_lengths.get("metadata", 200)]
 
 
 def _fresh_times(body: dict, path: str, *, keep_broken: bool) -> None:
@@ -251,6 +283,8 @@ def _use_profile_account(run: GeneratedRun, body: dict, *, align_amount: bool = 
 def after_call(context, case, response):
     run = run_of(case)
     exchange = to_exchange(case, response)
+    if run is not None and run.gate is not None:
+        run.gate.after(case, exchange)
     outcomes = run.journal.record(exchange) if run is not None else judge_exchange(exchange, _DEFAULT_CONTEXT)
     _local.last = (id(response), exchange, outcomes)
 
@@ -266,10 +300,11 @@ def after_network_error(context, case, request):
     # Schemathesis does not say whether its client gave up or the connection failed: when the client's
     # timeout is below the deadline, the call is taken as given up early (it proves nothing about the deadline).
     waited = timeout_ms if timeout_ms < contract.load().rules.execute_deadline_ms else None
-    run.journal.record(_exchange(
-        case, request, None, error="no answer (the connection failed, or the client's timeout expired)",
-        waited_ms=waited,
-    ))
+    error = "no answer (the connection failed, or the client's timeout expired)"
+    exchange = _exchange(case, request, None, error=error, waited_ms=waited)
+    if run.gate is not None:
+        run.gate.after(case, exchange)
+    run.journal.record(exchange)
 
 
 def to_exchange(case, response) -> Exchange:
@@ -279,7 +314,8 @@ def to_exchange(case, response) -> Exchange:
     body = response.content or b""
     sent_at = getattr(_local, "sent_at", None)
     elapsed = (time.perf_counter() - sent_at) * 1000 if sent_at is not None else response.elapsed * 1000
-    reply = Response(status=response.status_code, headers=headers, body=body, elapsed_ms=max(elapsed, 0.0))
+    reply = Response(status=response.status_code, headers=headers, body=body, elapsed_ms=max(elapsed, 0.0),
+                     truncated=getattr(response.request, "conformance_truncated", None))
     return _exchange(case, response.request, reply)
 
 

@@ -11,7 +11,8 @@ Status of a requirement:
 - ``flaky``   it failed, but every failing probe passed when replayed (counts as a failure only when the
   profile says ``flaky_fails``);
 - ``waived``  it failed, and a valid waiver covers it (set by :mod:`conformance.waivers`);
-- ``passed``  judged at least once, and nothing counted against it;
+- ``passed``  judged at least once, and nothing counted against it (or, with a reason, it held vacuously:
+  the probes were answered but the rule's condition never arose, e.g. an optional field never sent);
 - ``skipped`` never judged, with the reason: money movement not allowed, blocked by another requirement's
   violation, made inapplicable by the target's own answers, a suite defect, not exercised.
 
@@ -179,6 +180,10 @@ def aggregate(
             status = "failed" if requirement.is_must else "warning"
         elif judged:
             status = "passed"
+        elif any(o.status is Status.VACUOUS for o in mine):
+            status = "passed"  # answered probes, none of which gave the rule's condition a chance to arise
+            first = next(o for o in mine if o.status is Status.VACUOUS)
+            reason = f"holds vacuously: {first.message}"
         else:
             status = "skipped"
             reason = _skip_reason(requirement, mine, blocked_by, money_allowed, (skip_reasons or {}).get(rid, []))

@@ -11,7 +11,8 @@ that breaks a SHOULD requirement must leave every MUST passed (exit 0) with
 that requirement reported as a `warning`. No other MUST requirement may fail
 except a listed consequence or an umbrella schema rule: each fault breaks
 exactly one rule, so a MUST failing elsewhere is a false positive of the suite
-(or a fault that is not isolated).
+(or a fault that is not isolated). The fault's own requirement must fail through one of
+its own checks (not a neighbour's), and the run must have no suite errors.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 from conformance import contract
+from conformance.checks import checks_for
 from conformance.reference import DEFAULT_ACCOUNTS, FAULTS, WalletConfig, serve
 
 CATALOGUE = contract.load().requirements
@@ -32,10 +34,13 @@ ACCOUNT_ARGS = [
 ]
 FAULT_RUN = ["--rate-limit", "0", "--timeout", "10", "--allow-money-movement", "--no-html", *ACCOUNT_ARGS]
 HANDWRITTEN = ["--phases", "handwritten,examples"]
+DELIVERY = ["--phases", "handwritten,delivery"]
 GENERATED_ONLY = ["--phases", "coverage,fuzzing,stateful", "--max-examples", "15"]
 
-#: Requirements whose fault also (legitimately) breaks another MUST rule: the other rule is a consequence,
-#: not a false positive. Kept explicit so that an unexpected MUST failure is never waved through.
+#: Requirements a fault also (legitimately) breaks, declared per fault: a consequence of the fault, or an
+#: umbrella rule (VAL-010, the whole request schema; ENV-009, the whole response schema) that a fault breaking
+#: one rule the schema encodes breaks on the same exchange. Kept explicit, per fault, so that an unexpected MUST
+#: failure is never waved through: any other failed MUST is a false positive of the suite.
 CONSEQUENCES: dict[str, set[str]] = {
     "balance-amount-as-number": {"BAL-002"},  # a number is not a decimal string either
     "non-iso-currency-in-balance": {"CUR-001"},  # the answered currency differs from the asked one
@@ -45,13 +50,24 @@ CONSEQUENCES: dict[str, set[str]] = {
     "cancel-does-not-refund": {"HDR-004"},  # the timestamp-less cancel is not "processed" either: no refund
     # an HTML error page is neither JSON (ENV-001) nor an envelope whose status is documented (ENV-010)
     "non-object-body-html-500": {"ENV-001", "ENV-010"},
+    # US_0000002 for a valid execute the wallet refused is both the wrong code (CAN-002) and a falsehood (CAN-008)
+    "cancel-rejected-answers-us0000002": {"CAN-008"},
+    "received-execute-answers-never-received": {"CAN-002"},
+    # request rules the schema encodes: accepting the request breaks the umbrella VAL-010 on the same exchange
+    **{name: {"VAL-010"} for name in (
+        "missing-trace-accepted", "missing-companyid-accepted", "missing-timestamp-accepted",
+        "non-integer-companyid-accepted", "ten-digit-timestamp-accepted", "missing-ip-accepted",
+        "long-username-accepted", "long-requestuniqueno-accepted", "unknown-biztype-accepted",
+        "unknown-operationtype-accepted", "amount-with-separators-accepted", "ten-digit-requesttime-accepted",
+    )},
+    # response rules the schema encodes: the answer breaks the umbrella ENV-009 on the same exchange
+    **{name: {"ENV-009"} for name in (
+        "code-as-number", "negative-tm", "msg-as-number", "data-not-object-on-success", "amountdigits-as-string",
+        "amount-thousands-separators", "ok-fail-both-true",
+    )},
 }
-
-#: Umbrella requirements: the whole request schema (VAL-010) and the whole response schema (ENV-009).
-#: A fault that breaks one specific rule the schema encodes (a length, an enum, a field type) breaks the
-#: umbrella rule on the same exchange, so either may fail alongside any fault. They cannot hide a false
-#: positive: the conforming wallet must pass both (tests/test_conforming_runs.py).
-UMBRELLAS = {"VAL-010", "ENV-009"}
+#: Faults that break their rule only some of the time: the nightly replay tells them apart (tests/test_flaky.py).
+INTERMITTENT = {"flaky-trace-echo"}
 
 
 def run_suite(base_url: str, report_dir: Path, *extra: str) -> tuple[int, dict, str]:
@@ -82,9 +98,10 @@ def statuses(summary: dict) -> dict[str, str]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(FAULTS))
+@pytest.mark.parametrize("name", sorted(set(FAULTS) - INTERMITTENT))
 def test_fault_is_caught_by_the_check_naming_its_requirement(name, tmp_path):
-    assert_caught(name, tmp_path, *HANDWRITTEN)
+    phases = DELIVERY if FAULTS[name].requirement.startswith("DLV-") else HANDWRITTEN
+    assert_caught(name, tmp_path, *phases)
 
 
 #: One fault per family that Schemathesis' generated traffic can reveal without the handwritten probes.
@@ -107,17 +124,22 @@ def assert_caught(name, tmp_path, *phase_args):
     with serve(WalletConfig(fault=name)) as base_url:
         code, summary, stderr = run_suite(base_url, tmp_path / "report", *phase_args)
     assert summary, f"no summary.json (exit {code}): {stderr[-500:]}"
+    assert not summary["suite_errors"], f"{name}: the run was not sound: {summary['suite_errors']}"
     status = statuses(summary)
     failed_musts = {rid for rid, s in status.items() if s == "failed"}
-    allowed = {fault.requirement} | CONSEQUENCES.get(name, set()) | UMBRELLAS
+    allowed = {fault.requirement} | CONSEQUENCES.get(name, set())
     assert failed_musts <= allowed, f"{name} also failed {sorted(failed_musts - allowed)} (false positive?)"
+    row = next(r for r in summary["requirements"] if r["id"] == fault.requirement)
+    own_checks = {c.name for c in checks_for(fault.requirement)}
+    through = {example["check"] for example in row["failing_examples"]}
+    assert through & own_checks, (
+        f"{name} must fail through a check of {fault.requirement} ({sorted(own_checks)}), not only {sorted(through)}"
+    )
     if requirement.is_must:
         assert status[fault.requirement] == "failed", (
             f"{name} breaks {fault.requirement}, reported {status[fault.requirement]}"
         )
         assert code == 1, f"a MUST failure must fail the run; exit {code}"
-        row = next(r for r in summary["requirements"] if r["id"] == fault.requirement)
-        assert row["failing_examples"], "a failed requirement carries its failing examples"
     else:
         assert status[fault.requirement] == "warning", (
             f"{name} breaks {fault.requirement}, reported {status[fault.requirement]}"

@@ -309,7 +309,7 @@ def _request_time(wallet):
 
 @probe("wrong-json-types-accepted")
 def _types(wallet):
-    return _rejected(wallet.execute("1.00", amountDigits="2"))
+    return _rejected(wallet.execute("1.00", amountDigits=2.5))
 
 
 @probe("non-json-media-type-accepted")

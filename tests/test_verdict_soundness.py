@@ -32,28 +32,41 @@ CTX = Context(accounts=(USD,), account_digits=((USD, 2),))
 
 # 1 ---------------------------------------------------------------------------------------------------------
 def _run(numbers=()):
-    return schemathesis_hooks.GeneratedRun(journal=None, company_id=439, numbers=set(numbers))
+    return schemathesis_hooks.GeneratedRun(journal=None, company_id=439, numbers=set(numbers), number_prefix="cf-r1")
 
 
 def test_a_negative_execute_without_operation_type_gets_a_fresh_number():
     """A negative execute (operationType missing) reused an example's number: an idempotent wallet answered
     the first answer, and the suite called that acceptance. Its kind now comes from the path."""
-    run = _run({("executeAdjustment", "E-1")})
+    run = _run()
     body = {k: v for k, v in EXECUTE.items() if k != "operationType"}
     schemathesis_hooks._unique_number(run, body, PATHS["executeAdjustment"])
-    assert body["requestUniqueNo"] != "E-1"
+    assert body["requestUniqueNo"] != "E-1" and body["requestUniqueNo"].startswith("cf-r1")
     assert len(body["requestUniqueNo"]) <= contract.load().operations["executeAdjustment"].max_lengths[
         "requestUniqueNo"]
 
 
-def test_a_fresh_number_is_kept_and_a_repeat_replaced_per_operation():
+def test_numbers_are_run_scoped_and_shared_by_executes_and_cancels():
+    """The spec's example numbers recur in every run (a replay for a wallet that outlives a run), and a cancel
+    could reuse an execute's number (one namespace in many wallets): every number is this run's and unused."""
     run = _run()
-    first = dict(CANCEL)
-    schemathesis_hooks._unique_number(run, first, PATHS["cancelAdjustment"])
-    assert first["requestUniqueNo"] == "C-1"  # fresh: kept (stateful links may name it)
-    again = dict(CANCEL)
-    schemathesis_hooks._unique_number(run, again, PATHS["cancelAdjustment"])
-    assert again["requestUniqueNo"] != "C-1"
+    execute = dict(EXECUTE, requestUniqueNo="cf-r1-abc")
+    schemathesis_hooks._unique_number(run, execute, PATHS["executeAdjustment"])
+    assert execute["requestUniqueNo"] == "cf-r1-abc"  # this run's and unused: kept (a stateful step made it)
+    cancel = dict(CANCEL, requestUniqueNo="cf-r1-abc")
+    schemathesis_hooks._unique_number(run, cancel, PATHS["cancelAdjustment"])
+    assert cancel["requestUniqueNo"] != "cf-r1-abc"
+    example = dict(EXECUTE, requestUniqueNo="EXE-20261125-000001")
+    schemathesis_hooks._unique_number(run, example, PATHS["executeAdjustment"])
+    assert example["requestUniqueNo"].startswith("cf-r1")
+
+
+def test_positive_generated_bodies_are_plausible_business_probes():
+    body = dict(CANCEL, ip="", metadata="not json", extra=[1], orderId=None)  # orderId is optional on cancel
+    schemathesis_hooks._plausible(body, PATHS["cancelAdjustment"])
+    assert "extra" not in body and "orderId" not in body
+    assert body["ip"] == "203.0.113.7"
+    json.loads(body["metadata"])
 
 
 # 2 ---------------------------------------------------------------------------------------------------------

@@ -7,7 +7,8 @@ recorded exchanges (never makes a call, never touches pytest or Allure) and a
 - ``None``: the rule holds;
 - a ``str``: the rule is broken, and the string says how;
 - :data:`NA`: the rule does not apply to what it was given;
-- a :class:`NoAnswer` (a ``str``): the probe got no answer, so the rule was not kept on it (UNANSWERED).
+- a :class:`NoAnswer` (a ``str``): the probe got no answer, so the rule was not kept on it (UNANSWERED);
+- a :class:`Vacuous` (a ``str``): the rule's condition never arose in the answer, so it holds vacuously.
 
 Two kinds:
 
@@ -47,6 +48,11 @@ NA: Any = _NotApplicable()
 
 class NoAnswer(str):
     """A check's result when the probe got no (or only a partial) answer: an UNANSWERED outcome, never a pass."""
+
+
+class Vacuous(str):
+    """A check's result when the rule's condition never arose in the target's (legal) answer: "tm, when
+    present, ..." on an answer without tm. The rule holds with nothing to judge (a VACUOUS outcome)."""
 
 #: The reserved namespaces the suite uses for accounts and request numbers it
 #: knows do not exist on the target.
@@ -115,6 +121,7 @@ class Status(StrEnum):
     UNANSWERED = "unanswered"  # the probe got no (or only a partial) answer: never a pass
     BLOCKED = "blocked"  # not judged: another requirement's violation made the probe meaningless
     NOT_APPLICABLE = "not_applicable"  # not judged: the target's own (legal) answer made the rule inapplicable
+    VACUOUS = "vacuous"  # the rule's condition never arose in the answer (an optional field not sent): it holds
     SUITE_DEFECT = "suite_defect"  # not judged: the suite's own fault (a probe no check reached, a crash)
 
     @property
@@ -177,6 +184,8 @@ def judgement(result: Any) -> Status:
         return Status.NOT_APPLICABLE
     if isinstance(result, NoAnswer):
         return Status.UNANSWERED
+    if isinstance(result, Vacuous):
+        return Status.VACUOUS
     return Status.PASSED if result is None else Status.VIOLATED
 
 
@@ -253,6 +262,7 @@ def _load_all() -> None:
     # Importing the rule modules registers their checks.
     from conformance.checks import (  # noqa: F401
         conversation,
+        delivery,
         envelope,
         headers,
         money,

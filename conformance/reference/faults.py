@@ -93,8 +93,8 @@ _CATALOGUE = (
     Fault("ten-digit-requesttime-accepted", "VAL-009",
           "A requestTime of 10 to 14 digits is accepted."),
     Fault("wrong-json-types-accepted", "VAL-010",
-          'amountDigits and orderId given as numeric strings ("2", "7200000000000001") are coerced to '
-          "integers."),
+          "amountDigits, bizType and orderId given as fractional numbers (2.5) are truncated to integers "
+          "(Jackson ACCEPT_FLOAT_AS_INT): a value the platform never sent is acted on."),
     Fault("non-json-media-type-accepted", "VAL-011",
           "The Content-Type of the request is ignored: a JSON body sent as text/plain (or without a "
           "Content-Type) is processed."),
