@@ -127,8 +127,8 @@ _CATALOGUE = (
           "A balance query is refused (BALANCE_UNAVAILABLE) while the account's balance differs from its opening "
           "balance: every adjustment invalidates a balance cache whose refill query fails."),
     Fault("balance-other-currency", "BAL-008",
-          "A balance query for a known user in a currency the wallet holds no account in falls back to the "
-          "user's first account: its balance and decimals, under the requested userName and currency."),
+          "A balance query for a known user in an ISO 4217 currency the wallet holds no account in falls back "
+          "to the user's first (default) account and answers it: its currency, balance and decimals."),
     # ------------------------------------------------------------ execute
     Fault("slow-execute", "EXE-001",
           "An execute that credits money (NORMAL_CLOSE) sleeps 3.2 s before answering; debits stay fast."),
@@ -191,9 +191,9 @@ _CATALOGUE = (
           "per-requestUniqueNo lock and commits without looking again: the platform's cancel arriving "
           "meanwhile answers US_0000002, then the late execute moves the money."),
     Fault("lost-cancel-answer-refunds-again", "DLV-002",
-          "The cancel commits the refund, answers after a 0.3 s notification call, and writes its "
-          "idempotency record (and the reversal mark) in a second transaction that is skipped when the "
-          "client has gone: a retry after a dropped connection refunds again."),
+          "The cancel (under a per-requestUniqueNo lock) commits the refund, makes a 0.3 s notification call, "
+          "and writes its idempotency record (and the reversal mark) in a second transaction that is skipped "
+          "when the client has gone: a retry after a dropped connection refunds again."),
     Fault("idempotency-cache-ttl", "DLV-003",
           "Idempotency records live in a cache that expires ~2 s after the write (expireAfterWrite): a "
           "replayed execute or cancel arriving later moves the money again."),
