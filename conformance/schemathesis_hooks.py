@@ -244,13 +244,13 @@ def _aim_negative_body(run: GeneratedRun, body: dict, path: str) -> None:
                if any(f"'{name}'" in error for error in errors)}  # ... or its message quotes (required, ...)
     if "requestUniqueNo" in body and "requestUniqueNo" not in broken:
         _unique_number(run, body, path)  # else a repeated example number makes it a replay of another request
+    if "amount" in body and "amount" not in broken:
+        _shrink_amount(body)  # whatever else is broken: little money moves if the wallet wrongly accepts it
     if any(name not in body or name in broken for name in ACCOUNT_FIELDS):
         return
     _use_profile_account(run, body, align_amount=False)
     if {"amount", "amountDigits"} <= set(body) and not {"amount", "amountDigits", "operationType"} & broken:
         _align_amount(run, body)
-    elif "amount" in body and "amount" not in broken:
-        _shrink_amount(body)
 
 
 def _shrink_amount(body: dict) -> None:
