@@ -34,8 +34,9 @@ ACCOUNT_ARGS = [
 ]
 #: The reference wallet holds test money: the amount bound for external targets is lifted (the probe that
 #: debits more than a balance holds must run); every other bound and safety stays as for any target.
+#: Deterministic faults: no replays of failing probes (tests/test_flaky.py covers replays).
 FAULT_RUN = ["--rate-limit", "0", "--timeout", "10", "--allow-money-movement", "--max-execute-amount", "0",
-             "--no-html", *ACCOUNT_ARGS]
+             "--replays", "0", "--no-html", *ACCOUNT_ARGS]
 HANDWRITTEN = ["--phases", "handwritten,examples"]
 DELIVERY = ["--phases", "handwritten,delivery"]
 GENERATED_ONLY = ["--phases", "coverage,fuzzing,stateful", "--max-examples", "15"]
