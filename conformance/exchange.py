@@ -84,6 +84,7 @@ class Response:
     headers: tuple[tuple[str, str], ...]
     body: bytes
     elapsed_ms: float
+    truncated: str | None = None  # why the suite stopped reading the body (size cap, time bound), if it did
 
     def header(self, name: str) -> str | None:
         return _lookup(self.headers, name)
@@ -115,7 +116,6 @@ class Exchange:
     negative: bool = False  # built to be invalid on purpose
     error: str | None = None
     waited_ms: float | None = None  # with no response: how long the client waited before it gave up
-    truncated: bool = False  # the response body was cut at the suite's size cap
     id: str = field(default_factory=next_exchange_id)
     started_at: float = field(default_factory=time.time)
 
@@ -172,7 +172,6 @@ class Exchange:
             "response": None,
             "error": self.error,
             "waited_ms": None if self.waited_ms is None else round(self.waited_ms, 3),
-            "truncated": self.truncated,
         }
         if self.response is not None:
             record["response"] = {
@@ -181,6 +180,8 @@ class Exchange:
                 "body": text(self.response.body),
                 "elapsed_ms": round(self.response.elapsed_ms, 3),
             }
+            if self.response.truncated:
+                record["response"]["truncated"] = self.response.truncated
         return record
 
     def as_curl(self, secrets: frozenset[str] = frozenset()) -> str:

@@ -15,6 +15,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -26,6 +27,8 @@ PHASES = ("examples", "coverage", "fuzzing", "stateful", "handwritten", "deliver
 KEY_STYLES = ("camel", "snake", "either")
 EMBEDDED = "embedded reference wallet"
 DEFAULT_EXTERNAL_RATE_LIMIT = 20.0  # requests per second against a real target
+DEFAULT_EXTERNAL_MAX_EXECUTES = 2000  # executes per run against a real target (0 = no bound)
+DEFAULT_EXTERNAL_MAX_EXECUTE_AMOUNT = "100"  # |amount| of one execute against a real target (0 = no bound)
 ENV_PREFIX = "CONFORMANCE_"
 MAX_CONCURRENCY = 64  # the delivery phase never holds more orders in flight than this
 MAX_RETRY_WINDOW = 60.0  # seconds; longer spreads are the opt-in long windows
@@ -83,6 +86,18 @@ class Profile:
     delivery_rate_limit: float | None = None  # delivery phase requests per second; None = rate_limit's default
     retry_window: float = 2.5  # delivery phase: seconds over which replays are spread (DLV-003)
     long_retry_windows: bool = False  # opt in to the replays spread over minutes (simulator.LONG_RETRY_WINDOWS)
+    settle_timeout: float = 120.0  # seconds for settling all outstanding money, at each settle point
+    max_duration: float | None = None  # seconds for the whole run; then it stops, settles, reports (exit 4)
+    max_outstanding: int = 20  # adjustments open at once; reaching it settles before the next execute
+    max_executes: int | None = None  # executes per run; None = the default for the target kind, 0 = none
+    max_execute_amount: str | None = None  # |amount| of one execute; None = default for the target kind, 0 = none
+    max_body_bytes: int = 1 << 20  # bytes read, decompressed and kept per response
+    overwrite: bool = False  # allow a run into a report dir that holds an earlier run
+    # nightly: waivers (conformance.waivers), replays of failing probes, flaky failures
+    waivers: tuple = ()  # conformance.waivers.Waiver, from --waivers FILE and the profile's [[waiver]] tables
+    strict_waivers: bool = False  # a waiver no longer needed fails the run
+    replays: int = 2  # replays of a failing MUST probe before the failure is final (0 = off)
+    flaky_fails: bool = False  # a flaky requirement fails the run
     config_file: str | None = field(default=None, compare=False)
     target: str = "external"  # "embedded" once pointed at the started reference wallet
 
@@ -108,6 +123,18 @@ class Profile:
         if self.delivery_rate_limit is not None:
             return self.delivery_rate_limit if self.delivery_rate_limit > 0 else None
         return self.effective_rate_limit
+
+    @property
+    def effective_max_executes(self) -> int | None:
+        value = self.max_executes if self.max_executes is not None else (
+            None if self.embedded else DEFAULT_EXTERNAL_MAX_EXECUTES)
+        return value or None
+
+    @property
+    def effective_max_execute_amount(self) -> Decimal | None:
+        value = self.max_execute_amount if self.max_execute_amount is not None else (
+            None if self.embedded else DEFAULT_EXTERNAL_MAX_EXECUTE_AMOUNT)
+        return Decimal(value) if value is not None and Decimal(value) > 0 else None
 
     @property
     def secret_header_names(self) -> frozenset[str]:
@@ -139,6 +166,8 @@ class Profile:
             value = getattr(self, item.name)
             if item.name == "headers":
                 value = {name: REDACTED for name, _ in value}
+            elif item.name == "waivers":
+                value = [w.to_record() for w in value]
             elif item.name == "accounts":
                 value = [str(a) for a in value]
             elif isinstance(value, tuple):
@@ -147,6 +176,9 @@ class Profile:
         record["money_allowed"] = self.money_allowed
         record["effective_rate_limit"] = self.effective_rate_limit
         record["effective_delivery_rate_limit"] = self.effective_delivery_rate_limit
+        record["effective_max_executes"] = self.effective_max_executes
+        amount = self.effective_max_execute_amount
+        record["effective_max_execute_amount"] = None if amount is None else str(amount)
         return record
 
 
@@ -212,6 +244,8 @@ def _from_toml(path: str) -> dict[str, Any]:
         raise ConfigError(f"config file {path} cannot be read: {error.strerror}") from None
     flat: dict[str, Any] = {}
     known = {"target", "http", "run", "evidence"}
+    if "waiver" in data:  # [[waiver]] tables (conformance.waivers), kept apart from the sections
+        flat["waiver_tables"] = (data.pop("waiver"), path)
     for section, values in data.items():
         if section not in known or not isinstance(values, dict):
             raise ConfigError(f"config file {path}: unknown section [{section}] (known: {', '.join(sorted(known))})")
@@ -227,6 +261,9 @@ _ENV_KEYS = (
     "verify_tls", "ca_bundle", "seed", "max_examples", "phases", "allow_money_movement", "report_dir",
     "compare", "history", "signing_key", "html", "concurrency", "delivery_rate_limit", "retry_window",
     "long_retry_windows",
+    "compare", "history", "signing_key", "html", "settle_timeout", "max_duration", "max_outstanding",
+    "max_executes", "max_execute_amount", "max_body_bytes", "overwrite",
+    "waivers", "strict_waivers", "replays", "flaky_fails",
 )
 
 
@@ -248,11 +285,13 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
     merged.update(_from_env(environ))
     merged.update({k: v for k, v in cli.items() if v is not None and k != "config"})
 
+    waiver_tables = merged.pop("waiver_tables", None)
     unknown = set(merged) - {f.name for f in fields(Profile)} | ({"target", "config_file"} & set(merged))
     if unknown:
         raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
 
     values: dict[str, Any] = {"config_file": config_file}
+    values["waivers"] = _waivers(merged.pop("waivers", None), waiver_tables)
     for key, value in merged.items():
         if key == "base_url":
             values[key] = _base_url(value)
@@ -284,12 +323,31 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
             if values[key] > MAX_RETRY_WINDOW:
                 raise ConfigError(f"retry_window: {value!r} is more than {MAX_RETRY_WINDOW:g} s "
                                   "(longer spreads: --long-retry-windows)")
-        elif key in ("verify_tls", "allow_money_movement", "html", "long_retry_windows"):
+        elif key in ("settle_timeout", "max_duration"):
+            values[key] = _number(key, value, float, minimum=0.1)
+        elif key == "max_outstanding":
+            values[key] = _number(key, value, int, minimum=1)
+        elif key == "max_executes":
+            values[key] = _number(key, value, int, minimum=0)
+        elif key == "max_body_bytes":
+            values[key] = _number(key, value, int, minimum=1024)
+        elif key == "max_execute_amount":
+            try:
+                amount = Decimal(str(value).strip())
+            except InvalidOperation:
+                raise ConfigError(f"max_execute_amount: {value!r} is not a decimal number") from None
+            if not amount.is_finite() or amount < 0:
+                raise ConfigError(f"max_execute_amount: {value!r} must be a non-negative number")
+            values[key] = str(amount)
+        elif key in ("verify_tls", "allow_money_movement", "html", "overwrite", "long_retry_windows",
+                     "strict_waivers", "flaky_fails"):
             values[key] = _bool(key, value)
         elif key == "seed":
             values[key] = _number("seed", value, int, minimum=0)
         elif key == "max_examples":
             values[key] = _number("max_examples", value, int, minimum=1)
+        elif key == "replays":
+            values[key] = _number("replays", value, int, minimum=0)
         elif key == "phases":
             phases = tuple(_list(value))
             bad = [p for p in phases if p not in PHASES]
@@ -304,3 +362,18 @@ def build(cli: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> P
         else:
             values[key] = str(value)
     return Profile(**values)
+
+
+def _waivers(files: Any, tables: tuple[Any, str] | None) -> tuple:
+    """The waivers of the ``waivers`` file(s) and of the profile's own ``[[waiver]]`` tables."""
+    from conformance import waivers
+
+    found: list = []
+    try:
+        if tables is not None:
+            found += waivers.parse(*tables)
+        for path in ([] if files is None else [files] if isinstance(files, str) else list(files)):
+            found += waivers.load(str(path))
+    except waivers.WaiverError as error:
+        raise ConfigError(str(error)) from None
+    return tuple(found)

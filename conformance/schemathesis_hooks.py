@@ -67,9 +67,11 @@ class GeneratedRun:
     money_allowed: bool = True
     client_timeout_s: float = 10.0
     number_prefix: str = "conformance"  # every generated execute/cancel number starts with it (run-scoped)
+    gate: Any = None  # run.MoneyGate: journals each execute/cancel before it is sent, stops traffic on a signal
     phase: str = ""
     numbers: set[str] = field(default_factory=set)  # requestUniqueNo values sent so far (one namespace)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    gate: Any = None  # conformance.transport.GeneratedGate: stop check, write-ahead money journal, bounded reads
 
 
 _ATTRIBUTE = "conformance_run"
@@ -146,6 +148,8 @@ def before_call(context, case, kwargs):
             _plausible(case.body, case.operation.path)
             _use_profile_account(run, case.body)
             _unique_number(run, case.body, case.operation.path)
+    if run is not None and run.gate is not None:
+        run.gate.before(case, kwargs)  # last: the body journaled is the body sent
     _local.sent_at = time.perf_counter()  # the deadline is measured from here to the last byte of the answer
 
 
@@ -240,11 +244,34 @@ def _aim_negative_body(run: GeneratedRun, body: dict, path: str) -> None:
                if any(f"'{name}'" in error for error in errors)}  # ... or its message quotes (required, ...)
     if "requestUniqueNo" in body and "requestUniqueNo" not in broken:
         _unique_number(run, body, path)  # else a repeated example number makes it a replay of another request
+    if "amount" in body:
+        _shrink_amount(body)  # whatever else is broken: little money moves if the wallet wrongly accepts it
     if any(name not in body or name in broken for name in ACCOUNT_FIELDS):
         return
     _use_profile_account(run, body, align_amount=False)
     if {"amount", "amountDigits"} <= set(body) and not {"amount", "amountDigits", "operationType"} & broken:
         _align_amount(run, body)
+
+
+def _shrink_amount(body: dict) -> None:
+    """An amount in a negative case, made small: if the wallet wrongly accepts the case, little money moves,
+    and the run's money bounds never refuse the probe. A valid amount becomes 1 to 9 units (sign and decimals
+    kept); a broken one that still reads as a large number ("1e3") becomes "1e0" (still broken, one unit)."""
+    amount = body["amount"]
+    if not isinstance(amount, str):
+        return
+    if not contract.load().rules.is_decimal(amount):
+        try:
+            large = abs(Decimal(amount.strip())) > 9
+        except (ArithmeticError, ValueError):
+            return
+        if large:
+            body["amount"] = "-1e0" if amount.strip().startswith("-") else "1e0"
+        return
+    decimals = len(amount.split(".", 1)[1]) if "." in amount else 0
+    magnitude = Decimal(1 + zlib.crc32(amount.encode()) % 9)
+    signed = -magnitude if amount.startswith("-") else magnitude
+    body["amount"] = f"{signed:.{decimals}f}"
 
 
 def _align_amount(run: GeneratedRun, body: dict) -> None:
@@ -279,6 +306,8 @@ def _use_profile_account(run: GeneratedRun, body: dict, *, align_amount: bool = 
 def after_call(context, case, response):
     run = run_of(case)
     exchange = to_exchange(case, response)
+    if run is not None and run.gate is not None:
+        run.gate.after(case, exchange)
     outcomes = run.journal.record(exchange) if run is not None else judge_exchange(exchange, _DEFAULT_CONTEXT)
     _local.last = (id(response), exchange, outcomes)
 
@@ -294,10 +323,11 @@ def after_network_error(context, case, request):
     # Schemathesis does not say whether its client gave up or the connection failed: when the client's
     # timeout is below the deadline, the call is taken as given up early (it proves nothing about the deadline).
     waited = timeout_ms if timeout_ms < contract.load().rules.execute_deadline_ms else None
-    run.journal.record(_exchange(
-        case, request, None, error="no answer (the connection failed, or the client's timeout expired)",
-        waited_ms=waited,
-    ))
+    error = "no answer (the connection failed, or the client's timeout expired)"
+    exchange = _exchange(case, request, None, error=error, waited_ms=waited)
+    if run.gate is not None:
+        run.gate.after(case, exchange)
+    run.journal.record(exchange)
 
 
 def to_exchange(case, response) -> Exchange:
@@ -307,7 +337,8 @@ def to_exchange(case, response) -> Exchange:
     body = response.content or b""
     sent_at = getattr(_local, "sent_at", None)
     elapsed = (time.perf_counter() - sent_at) * 1000 if sent_at is not None else response.elapsed * 1000
-    reply = Response(status=response.status_code, headers=headers, body=body, elapsed_ms=max(elapsed, 0.0))
+    reply = Response(status=response.status_code, headers=headers, body=body, elapsed_ms=max(elapsed, 0.0),
+                     truncated=getattr(response.request, "conformance_truncated", None))
     return _exchange(case, response.request, reply)
 
 

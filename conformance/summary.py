@@ -6,7 +6,7 @@ import datetime as dt
 import sys
 import time
 
-from conformance import __version__, contract, verdicts
+from conformance import __version__, contract, verdicts, waivers
 from conformance.profile import Profile
 
 
@@ -30,8 +30,14 @@ def build_summary(profile: Profile, state, started: float, *, leftover: list, py
         suite_errors.append(f"{len(broken)} generated scenario(s) did not run: {', '.join(broken[:5])}")
     if leftover:
         suite_errors.append(f"{len(leftover)} adjustment(s) could not be compensated: see ledger.json")
-    run_verdict = verdicts.RunVerdict(tuple(rows), tuple(suite_errors))
-    verdict, exit_code = run_verdict.verdict, run_verdict.exit_code
+    run_verdict = verdicts.RunVerdict(tuple(rows), tuple(suite_errors), profile.flaky_fails)
+    # --- nightly: waivers (conformance.waivers.apply is pure; the date is the run's UTC day) ---
+    run_verdict, waiver_report = waivers.apply(
+        run_verdict, profile.waivers, dt.datetime.fromtimestamp(started, dt.UTC).date(), profile.strict_waivers,
+        scopes=waivers.failure_scopes(journal.outcomes, journal.exchanges),
+    )
+    verdict, exit_code = waiver_report.outcome(run_verdict)
+    # --- end nightly ---
     outcomes_by_test = {}
     for result in state.test_results:
         outcomes_by_test[result["outcome"]] = outcomes_by_test.get(result["outcome"], 0) + 1
@@ -66,4 +72,6 @@ def build_summary(profile: Profile, state, started: float, *, leftover: list, py
         "money": {k: v for k, v in state.ledger.summary().items() if k != "entries"},
         "exchanges": len(journal.exchanges),
         "suite_errors": suite_errors,
+        "waivers": waiver_report.to_record(),
+        "replays": {"k": profile.replays, "flaky_fails": profile.flaky_fails, "log": list(state.replays)},
     }

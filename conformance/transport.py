@@ -1,17 +1,27 @@
 """The suite's HTTP client: bounded rate, timeouts, TLS settings, every call recorded as an Exchange.
 
-Used by the handwritten suite, the preflight and the money ledger's
-compensation. (Schemathesis sends its own requests; its hooks record them
-through the same :class:`~conformance.journal.Journal`.)
+Used by the handwritten suite, the preflight, compensation and ``conformance
+settle``. (Schemathesis sends its own requests; its hooks record them through
+the same :class:`~conformance.journal.Journal`.)
+
+Every call passes the run's money journal first (:meth:`MoneyJournal.admit`):
+an execute or cancel is written to disk before it leaves, and a stopping run
+refuses new traffic. Every exchange is bounded as a whole: ``timeout`` bounds
+the entire call (connect, headers and body together, so a target that trickles
+bytes is cut), and at most ``max_body_bytes`` of a body are read, decompressed
+or kept (:func:`read_bounded`); a cut or truncated answer says so in
+``Response.truncated``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -19,8 +29,86 @@ import requests
 
 from conformance import contract
 from conformance.exchange import Exchange, Request, Response
+from conformance.money_journal import MoneyJournal
 from conformance.profile import Profile
 from conformance.reporting import redaction
+
+DEFAULT_MAX_BODY_BYTES = 1 << 20
+CHUNK = 64 * 1024
+
+
+class _WholeExchangeTimeout(Exception):
+    pass
+
+
+def read_bounded(raw, cap: int, deadline: float | None = None) -> tuple[bytes, str | None]:
+    """At most ``cap`` bytes of a streamed urllib3 response body, decoded by hand; and why it was cut, if it was.
+
+    The body is read undecoded in chunks; gzip/deflate are inflated with ``max_length`` so a
+    compression bomb never expands beyond ``cap``; the read stops at ``deadline`` (monotonic).
+    """
+    encoding = (raw.headers.get("content-encoding") or "").strip().lower()
+    decoder = None
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        decoder = zlib.decompressobj(zlib.MAX_WBITS | 32)  # gzip or zlib header, detected
+    out = bytearray()
+    wire = 0
+    note = None
+    complete = False
+    reader = getattr(raw, "read1", None) or raw.read
+    try:
+        while True:
+            if deadline is not None and time.monotonic() > deadline:
+                note = "cut: the whole exchange exceeded its time bound"
+                break
+            chunk = reader(CHUNK, decode_content=False)
+            if not chunk:
+                complete = True
+                if decoder is not None:
+                    out += decoder.flush()[: cap - len(out)]
+                break
+            wire += len(chunk)
+            if decoder is None:
+                room = cap - len(out)
+                out += chunk[:room]
+                if len(chunk) > room:
+                    note = f"truncated: the body exceeds {cap} bytes"
+                    break
+                continue
+            out += decoder.decompress(chunk, cap - len(out) + 1)
+            if len(out) > cap or decoder.unconsumed_tail or wire > cap:
+                del out[cap:]
+                note = f"truncated: the {encoding} body inflates beyond {cap} bytes (not decompressed further)"
+                break
+    except zlib.error as error:
+        note = f"the {encoding} body does not decompress ({error})"
+    finally:
+        if complete and hasattr(raw, "release_conn"):
+            raw.release_conn()  # read to its end: the connection goes back to the pool (keep-alive)
+        else:
+            raw.close()  # cut short or failed: never reuse a connection with unread bytes on it
+    if note is None and decoder is None and encoding not in ("", "identity"):
+        note = f"content-encoding {encoding!r} not decoded"
+    return bytes(out), note
+
+
+def bounded_response_hook(cap: int, bound: float | None):
+    """A requests ``response`` hook: the body is read by :func:`read_bounded` before anyone asks for it.
+
+    For calls made by other code on a requests session (Schemathesis' generated calls): requests
+    runs response hooks before it reads the content, so ``response.content`` is the bounded body.
+    """
+
+    def hook(response, *args, **kwargs):
+        deadline = None if bound is None else time.monotonic() + bound
+        body, note = read_bounded(response.raw, cap, deadline)
+        response._content = body
+        response._content_consumed = True
+        if note is not None and response.request is not None:
+            response.request.conformance_truncated = note  # the generated exchange is built from this request
+        return response
+
+    return hook
 
 
 class RateLimiter:
@@ -91,14 +179,18 @@ def _root_cause(error: BaseException) -> str:
 class Client:
     """Sends documented (and deliberately broken) calls to the target and records each one."""
 
-    def __init__(self, profile: Profile, journal: Any | None = None):
+    def __init__(self, profile: Profile, journal: Any | None = None, *, money: MoneyJournal | None = None):
         if profile.base_url is None:
             raise ValueError("the profile has no base URL yet")
         self.profile = profile
         self.journal = journal
+        self.money = money if money is not None else money_journal_of(journal)
+        self.max_body_bytes = getattr(profile, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
         self.session = requests.Session()
         self.session.verify = profile.tls_verify_setting
-        self.session.headers.update({"User-Agent": "multimarkets-webhook-conformance"})
+        self.session.headers.update(
+            {"User-Agent": "multimarkets-webhook-conformance", "Accept-Encoding": "gzip, deflate"}
+        )
         self.limiter = RateLimiter(profile.effective_rate_limit)
         self.contract = contract.load()
 
@@ -145,39 +237,113 @@ class Client:
         return exchange
 
     def send(self, request: Request, *, operation: str | None, origin: str, negative: bool = False) -> Exchange:
+        seq = None if self.money is None else self.money.admit(operation, request.json, origin)  # write-ahead
         self.limiter.wait()
         started = time.time()
         clock = time.perf_counter()
+        bound = self.profile.timeout
         try:
-            raw = self.session.request(
-                request.method,
-                request.url,
-                headers=dict(request.headers),
-                data=request.body,
-                timeout=self.profile.timeout,
-                allow_redirects=False,
-            )
-        except requests.exceptions.RequestException as error:
-            return Exchange(
+            status, headers, body, truncated = self._exchange_within(request, bound)
+        except (requests.exceptions.RequestException, _WholeExchangeTimeout) as error:
+            why = (f"timed out: the whole exchange took longer than {bound:g} s"
+                   if isinstance(error, _WholeExchangeTimeout) else describe_transport_error(error, bound))
+            exchange = Exchange(
                 request=request,
                 response=None,
                 operation=operation,
                 origin=origin,
                 negative=negative,
-                error=self._scrub(describe_transport_error(error, self.profile.timeout)),
+                error=self._scrub(why),
                 # only a client that gave up waits a known time; a reset or refusal is no waiting of ours
                 waited_ms=(time.perf_counter() - clock) * 1000
-                if isinstance(error, requests.exceptions.Timeout) else None,
+                if isinstance(error, requests.exceptions.Timeout | _WholeExchangeTimeout) else None,
                 started_at=started,
             )
-        elapsed = (time.perf_counter() - clock) * 1000
-        response = Response(
-            status=raw.status_code,
-            headers=tuple(raw.headers.items()),
-            body=raw.content,
-            elapsed_ms=elapsed,
-        )
-        return Exchange(
-            request=request, response=response, operation=operation, origin=origin, negative=negative,
-            started_at=started,
-        )
+        else:
+            elapsed = (time.perf_counter() - clock) * 1000
+            response = Response(status=status, headers=headers, body=body, elapsed_ms=elapsed, truncated=truncated)
+            exchange = Exchange(
+                request=request, response=response, operation=operation, origin=origin, negative=negative,
+                started_at=started,
+            )
+        if self.money is not None:
+            self.money.outcome(seq, exchange)
+        return exchange
+
+    def _exchange_within(self, request: Request, bound: float):
+        """The call in a worker thread, abandoned (its socket shut) when the whole exchange exceeds ``bound``."""
+        deadline = time.monotonic() + bound
+        box: dict[str, Any] = {}
+        done = threading.Event()
+
+        def work() -> None:
+            try:
+                raw = self.session.request(
+                    request.method,
+                    request.url,
+                    headers=dict(request.headers),
+                    data=request.body,
+                    timeout=bound,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                box["raw"] = raw
+                body, note = read_bounded(raw.raw, self.max_body_bytes, deadline)
+                box["value"] = (raw.status_code, tuple(raw.headers.items()), body, note)
+            except BaseException as error:  # handed to the caller's thread
+                box["error"] = error
+            finally:
+                done.set()
+
+        worker = threading.Thread(target=work, name="conformance-call", daemon=True)
+        worker.start()
+        if not done.wait(max(0.0, deadline - time.monotonic()) + 0.05):
+            raw = box.get("raw")
+            if raw is not None:  # unblock the worker's read; it ends on its own otherwise (per-read timeout)
+                with contextlib.suppress(Exception):  # best effort: the caller has already moved on
+                    raw.raw.shutdown()
+            raise _WholeExchangeTimeout()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+
+def money_journal_of(journal: Any) -> MoneyJournal | None:
+    """The money journal of the run a Journal belongs to (its ledger observer holds it), if any."""
+    for observer in getattr(journal, "observers", ()):
+        money = getattr(observer, "money", None)
+        if isinstance(money, MoneyJournal):
+            return money
+    return None
+
+
+class GeneratedGate:
+    """What Schemathesis' generated calls pass through (called from the hooks' before_call/after_call).
+
+    Before a call: the stop check and the write-ahead journal record (as for :meth:`Client.send`), and a
+    response hook that reads at most ``max_body_bytes`` of the answer. After it: the money outcome.
+    """
+
+    def __init__(self, money: MoneyJournal, max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+                 bound: float | None = None) -> None:
+        self.money = money
+        self.max_body_bytes = max_body_bytes
+        self.bound = bound
+        self._pending: dict[int, int | None] = {}
+        self._lock = threading.Lock()
+
+    def before(self, case, kwargs: dict) -> None:
+        operation = contract.load().operation_for_path(case.operation.path)
+        meta = case.meta
+        origin = (f"generated/{meta.phase.name.value if meta else 'unknown'}/"
+                  f"{meta.generation.mode.value if meta else 'positive'}")
+        seq = self.money.admit(operation.operation_id if operation else None, case.body, origin)
+        with self._lock:
+            self._pending[id(case)] = seq
+        hooks = kwargs.setdefault("hooks", {})
+        hooks["response"] = [*list(hooks.get("response") or ()), bounded_response_hook(self.max_body_bytes, self.bound)]
+
+    def after(self, case, exchange: Exchange) -> None:
+        with self._lock:
+            seq = self._pending.pop(id(case), None)
+        self.money.outcome(seq, exchange)

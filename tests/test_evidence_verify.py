@@ -1,4 +1,5 @@
-"""`conformance verify`: an untouched bundle passes; any changed, added or removed file fails, by name."""
+"""`conformance verify`: intact (every file matches, the verdicts agree) apart from authentic (signed by a key
+the operator trusts); any changed, added or removed file fails by name; a key shipped in the bundle proves nothing."""
 
 from __future__ import annotations
 
@@ -47,22 +48,26 @@ def rewrite(source: Path, target: Path, *, change: str | None = None, remove: st
     return target
 
 
-def verify(path: Path, public_key=None) -> tuple[int, list[str]]:
+def verify(path: Path, public_key=None, **options) -> tuple[int, list[str]]:
     lines: list[str] = []
-    code = evidence.verify_command(str(path), public_key=str(public_key) if public_key else None, say=lines.append)
+    code = evidence.verify_command(str(path), public_key=str(public_key) if public_key else None, say=lines.append,
+                                   **options)
     return code, lines
 
 
 # ---------------------------------------------------------------- untouched
 def test_the_untouched_bundle_verifies(run):
     report = evidence.verify_bundle(run.bundle)
-    assert report.ok and report.exit_code == 0
+    assert report.intact and not report.authentic
     assert report.files_checked == len(report.manifest["files"]) > 800
-    assert report.signature == "absent"
-    code, lines = verify(run.bundle)
-    assert code == 0 and len(lines) == 1
-    assert lines[0].startswith(f"verified: {report.files_checked} files match manifest.json of {run.bundle} "
-                               f"(run {run.summary['run']['id']}, suite ")
+    assert report.authenticity == "not checked"
+    code, lines = verify(run.bundle)  # intact, but nobody vouches for an unsigned bundle
+    assert code == 6
+    assert lines[0].startswith(f"intact: yes: {report.files_checked} files match manifest.json and the verdicts agree "
+                               f"(run {run.summary['run']['id']}, verdict ")
+    assert lines[1].startswith("authentic: not checked: the bundle is not signed")
+    code, lines = verify(run.bundle, intact_only=True)
+    assert code == 0 and lines[-1] == "verified (intact only: nothing shows who wrote it)"
 
 
 # ------------------------------------------------------------------ changed
@@ -92,7 +97,7 @@ def test_one_changed_byte_in_any_file_fails_naming_it(run, names, tmp_path, memb
     code, lines = verify(tampered)
     assert code == 1
     assert lines[0].startswith(f"changed: {member} (SHA-256 ")
-    assert lines[-1].startswith("NOT verified: 1 problem(s) in ")
+    assert lines[-1] == "NOT verified (exit 1)"
 
 
 @pytest.mark.parametrize("position", ["start", "middle", "end"])
@@ -214,14 +219,156 @@ def test_a_signed_bundle_verifies_with_the_signers_public_key(signed, keys):
     assert manifest["signature"]["algorithm"] == "Ed25519"
     assert "signing-key.pub.pem" in {item["path"] for item in manifest["files"]}
     report = evidence.verify_bundle(signed, public_key=keys["signer.pub"])
-    assert report.ok and report.signature == "valid"
+    assert report.ok and report.authenticity == "authentic"
     code, lines = verify(signed, keys["signer.pub"])
-    assert code == 0 and "signature valid: Ed25519 key sha256 " in lines[-1]
-    # without a pinned key the bundle's own public key is used, and the line says so
-    code, lines = verify(signed)
-    assert code == 0 and "pass --public-key to pin the signer" in lines[-1]
+    assert code == 0 and lines[1].startswith("authentic: yes: signed by the trusted key sha256:")
     # the private key file is accepted as --public-key too (its public half is used)
-    assert evidence.verify_bundle(signed, public_key=keys["signer"]).signature == "valid"
+    assert evidence.verify_bundle(signed, public_key=keys["signer"]).authentic
+
+
+def test_a_pinned_fingerprint_accepts_the_signer(signed, keys):
+    pin = evidence.fingerprint(evidence.load_public_key(keys["signer.pub"]))
+    assert manifest_of(signed)["signature"]["fingerprint"] == pin
+    code, lines = verify(signed, fingerprint_pin=pin)
+    assert code == 0 and lines[-1] == "verified", lines
+    code, lines = verify(signed, fingerprint_pin=pin.removeprefix("sha256:").upper())
+    assert code == 0
+
+
+def digest_line(manifest: bytes) -> bytes:
+    return f"{hashlib.sha256(manifest).hexdigest()}  manifest.json\n".encode()
+
+
+def manifest_of(bundle: Path) -> dict:
+    with zipfile.ZipFile(bundle) as archive:
+        return json.loads(archive.read("manifest.json"))
+
+
+def test_the_bundles_own_key_proves_nothing(signed):
+    """Signed, intact, but no trusted key given: not verified (exit 6), whatever key the bundle ships."""
+    code, lines = verify(signed)
+    assert code == 6
+    assert lines[1].startswith("authentic: not checked: signed, but no trusted key given")
+
+
+def resign(source: Path, target: Path, key_path: Path, mutate=None) -> Path:
+    """Rewrite a bundle as a forger would: change files, re-hash everything, sign with their own key."""
+    with zipfile.ZipFile(source) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    if mutate:
+        mutate(members)
+    key = evidence.load_signing_key(key_path)
+    members["signing-key.pub.pem"] = evidence.public_pem(key)
+    manifest = json.loads(members["manifest.json"])
+    listed = {item["path"] for item in manifest["files"]}
+    manifest["files"] = [{"path": name, "sha256": hashlib.sha256(data).hexdigest(), "size": len(data)}
+                         for name, data in sorted(members.items()) if name in listed]
+    if manifest.get("signature"):
+        manifest["signature"]["fingerprint"] = evidence.fingerprint(key.public_key())
+    members["manifest.json"] = json.dumps(manifest, indent=2).encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
+    members["manifest.sig"] = key.sign(members["manifest.json"])
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return target
+
+
+def _pass_the_run(members: dict) -> None:
+    """A consistent forgery: every failed requirement passed, the verdicts recomputed to match."""
+    from conformance import verdicts
+
+    summary = json.loads(members["summary.json"])
+    for row in summary["requirements"]:
+        if row["status"] in ("failed", "skipped"):
+            row["status"], row["failing_examples"] = "passed", []
+            row.pop("reason", None)
+    summary["suite_errors"] = []
+    summary["verdict"], summary["exit_code"] = verdicts.overall(summary["requirements"])
+    assert summary["verdict"] == "passed"
+    members["summary.json"] = json.dumps(summary).encode()
+    manifest = json.loads(members["manifest.json"])
+    manifest["verdict"], manifest["exit_code"] = "passed", 0
+    manifest["requirements"] = evidence.requirement_lists(summary)
+    members["manifest.json"] = json.dumps(manifest).encode()
+
+
+def test_a_bundle_resigned_with_another_key_is_not_authentic(signed, keys, tmp_path):
+    forged = resign(signed, tmp_path / "forged.zip", keys["stranger"], mutate=_pass_the_run)
+    report = evidence.verify_bundle(forged)
+    assert report.intact  # a consistent forgery: every hash matches, so only authenticity can catch it
+    pin = evidence.fingerprint(evidence.load_public_key(keys["signer.pub"]))
+    for options in ({"public_key": keys["signer.pub"]}, {"fingerprint_pin": pin}):
+        code, lines = verify(forged, **{k: str(v) if k == "public_key" else v for k, v in options.items()})
+        assert code == 6, lines
+        assert lines[1].startswith("authentic: NO, not authentic"), lines
+        assert lines[-1] == "NOT verified (exit 6)"
+
+
+def test_an_unsigned_forgery_is_rejected_when_a_key_is_required(run, keys, tmp_path):
+    def forge(members):
+        _pass_the_run(members)
+        for name in ("manifest.sig", "signing-key.pub.pem"):
+            members.pop(name, None)
+
+    with zipfile.ZipFile(run.bundle) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    forge(members)
+    manifest = json.loads(members["manifest.json"])
+    manifest["files"] = [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                         for n, d in sorted(members.items()) if n not in ("manifest.json", "manifest.json.sha256")]
+    members["manifest.json"] = json.dumps(manifest).encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
+    forged = tmp_path / "unsigned.zip"
+    with zipfile.ZipFile(forged, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    assert evidence.verify_bundle(forged).intact
+    code, lines = verify(forged, keys["signer.pub"])
+    assert code == 6 and lines[1] == "authentic: NO, not authentic: the bundle is not signed"
+
+
+def test_a_manifest_verdict_that_disagrees_with_summary_is_rejected(run, tmp_path):
+    """Only the manifest says "passed": re-hashed consistently, yet the verdicts disagree (not intact, exit 1)."""
+    with zipfile.ZipFile(run.bundle) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    manifest = json.loads(members["manifest.json"])
+    assert manifest["verdict"] != "passed"
+    manifest["verdict"], manifest["exit_code"] = "passed", 0
+    members["manifest.json"] = json.dumps(manifest).encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
+    forged = tmp_path / "verdict.zip"
+    with zipfile.ZipFile(forged, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    code, lines = verify(forged, intact_only=True)
+    assert code == 1
+    assert lines[0].startswith("verdict: the manifest says verdict 'passed', summary.json says ")
+
+
+def test_a_summary_whose_verdict_contradicts_its_requirements_is_rejected(run, tmp_path):
+    def only_verdict(members):
+        summary = json.loads(members["summary.json"])
+        summary["verdict"], summary["exit_code"] = "passed", 0
+        members["summary.json"] = json.dumps(summary).encode()
+        manifest = json.loads(members["manifest.json"])
+        manifest["verdict"], manifest["exit_code"] = "passed", 0
+        members["manifest.json"] = json.dumps(manifest).encode()
+
+    with zipfile.ZipFile(run.bundle) as archive:
+        members = {name: archive.read(name) for name in archive.namelist()}
+    only_verdict(members)
+    manifest = json.loads(members["manifest.json"])
+    manifest["files"] = [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                         for n, d in sorted(members.items()) if n not in ("manifest.json", "manifest.json.sha256")]
+    members["manifest.json"] = json.dumps(manifest).encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
+    forged = tmp_path / "self.zip"
+    with zipfile.ZipFile(forged, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    code, lines = verify(forged, intact_only=True)
+    assert code == 1 and any("but its requirements make it 'failed'" in line for line in lines), lines
 
 
 def test_openssl_agrees_with_the_documented_signature_format(signed, keys, tmp_path):
@@ -239,18 +386,13 @@ def test_openssl_agrees_with_the_documented_signature_format(signed, keys, tmp_p
     assert "Signature Verified Successfully" in done.stdout
 
 
-def test_a_different_public_key_fails(signed, keys):
-    report = evidence.verify_bundle(signed, public_key=keys["stranger.pub"])
-    assert report.signature == "invalid" and report.exit_code == 1
-    code, lines = verify(signed, keys["stranger.pub"])
-    assert code == 1 and lines[0].startswith("signature: invalid (manifest.sig does not match manifest.json")
-
-
 def test_a_tampered_signed_manifest_fails_its_signature(signed, keys, tmp_path):
     """Re-hash a changed file and rewrite the manifest and its digest consistently: only the signature catches it."""
     with zipfile.ZipFile(signed) as archive:
         members = {name: archive.read(name) for name in archive.namelist()}
-    members["summary.json"] = members["summary.json"].replace(b'"verdict": "failed"', b'"verdict": "passed"')
+    summary = json.loads(members["summary.json"])
+    summary["target"]["base_url"] = "http://forged.example"
+    members["summary.json"] = json.dumps(summary).encode()
     manifest = json.loads(members["manifest.json"])
     for item in manifest["files"]:
         if item["path"] == "summary.json":
@@ -264,21 +406,14 @@ def test_a_tampered_signed_manifest_fails_its_signature(signed, keys, tmp_path):
         for name, data in members.items():
             archive.writestr(name, data)
     report = evidence.verify_bundle(forged, public_key=keys["signer.pub"])
-    assert not report.changed and not report.added and not report.removed
-    assert report.signature == "invalid" and report.exit_code == 1
-    assert evidence.verify_bundle(forged).signature == "invalid"  # with the bundle's own key, too
+    assert report.intact
+    assert report.authenticity == "not authentic" and report.exit_code == 6
 
 
 def test_a_removed_signature_fails(signed, keys, tmp_path):
     stripped = rewrite(signed, tmp_path / "t.zip", remove="manifest.sig")
-    report = evidence.verify_bundle(stripped)
+    report = evidence.verify_bundle(stripped, public_key=keys["signer.pub"])
     assert report.removed == ["manifest.sig"] and report.exit_code == 1
-
-
-def test_an_unsigned_bundle_fails_when_a_public_key_is_required(run, keys):
-    code, lines = verify(run.bundle, keys["signer.pub"])
-    assert code == 1
-    assert lines[0] == "signature: absent (the bundle is not signed but a public key was given)"
 
 
 # ----------------------------------------------------------------------- CLI
@@ -288,14 +423,15 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_cli_exit_codes_and_one_line_errors(run, tmp_path, keys):
-    ok = _cli(str(run.bundle))
-    assert ok.returncode == 0 and ok.stdout.startswith("verified: ") and ok.stderr == ""
+    ok = _cli(str(run.bundle), "--intact-only")
+    assert ok.returncode == 0 and ok.stdout.startswith("intact: yes: ") and ok.stderr == ""
+    assert _cli(str(run.bundle)).returncode == 6
 
     tampered = rewrite(run.bundle, tmp_path / "t.zip", change="summary.json")
     bad = _cli(str(tampered))
     assert bad.returncode == 1
     assert bad.stdout.splitlines()[0].startswith("changed: summary.json (SHA-256 ")
-    assert bad.stdout.splitlines()[-1].startswith("NOT verified: 1 problem(s)")
+    assert bad.stdout.splitlines()[-1] == "NOT verified (exit 1)"
 
     not_zip = tmp_path / "not-a-bundle.zip"
     not_zip.write_text("hello")

@@ -309,7 +309,7 @@ def _request_time(wallet):
 
 @probe("wrong-json-types-accepted")
 def _types(wallet):
-    return _rejected(wallet.execute("1.00", amountDigits="2"))
+    return _rejected(wallet.execute("1.00", amountDigits=2.5))
 
 
 @probe("non-json-media-type-accepted")
@@ -374,7 +374,13 @@ def _unknown_balance(wallet):
 
 @probe("balance-refused")
 def _balance_ok(wallet):
-    return all(_accepted(wallet.balance(account)) for account in ACCOUNTS)
+    """Every account's balance can be read, before and after an adjustment moved it."""
+    before = all(_accepted(wallet.balance(account)) for account in ACCOUNTS)
+    number = fresh("E")
+    wallet.execute("1.00", number=number)
+    moved = _accepted(wallet.balance())
+    wallet.cancel(number, "1.00")
+    return before and moved
 
 
 @probe("slow-execute")
@@ -509,7 +515,8 @@ def _malformed_json(wallet):
 
 @probe("get-answers-200")
 def _method_not_allowed(wallet):
-    return wallet.request("GET", BALANCE_PATH).status == 405
+    reply = wallet.request("GET", BALANCE_PATH)
+    return reply.status == 405 and not (reply.json or {}).get("ok")
 
 
 @probe("balance-other-currency")

@@ -24,7 +24,7 @@ import pytest
 
 from conformance import contract, reporting
 from conformance import profile as profiles
-from conformance.reporting import allure
+from conformance.reporting import html
 from conformance.run import RunResult, execute
 
 FAULT = "ok-fail-both-true"  # breaks ENV-002 (MUST)
@@ -68,9 +68,9 @@ _RUN: SharedRun | None = None
 def reporting_environ() -> tuple[dict[str, str], bool]:
     """The environment finish() gets: the Allure command line where this machine has one."""
     environ = dict(os.environ)
-    if not allure.find_command_line(environ).available and DEV_ALLURE.is_file():
+    if not html.find_command_line(environ).available and DEV_ALLURE.is_file():
         environ["ALLURE_CMD"] = str(DEV_ALLURE)
-    return environ, allure.find_command_line(environ).available
+    return environ, html.find_command_line(environ).available
 
 
 def previous_summary(statuses: dict[str, str]) -> dict:
@@ -167,13 +167,16 @@ def test_finish_printed_each_step_once(run):
     assert any(line.startswith("verdict: FAILED (exit 1)") for line in lines)
 
 
-def test_junit_xml_holds_every_test(run):
+def test_junit_xml_holds_every_requirement(run):
+    """junit.xml is rendered from the verdicts: one testcase per requirement, failures name the id."""
     import xml.etree.ElementTree as ET
 
-    tree = ET.parse(run.report_dir / "junit.xml")
-    cases = tree.getroot().iter("testcase")
-    names = {case.get("name") for case in cases}
-    expected = {result["nodeid"].split("::", 1)[1] for result in run.summary["test_results"]}
-    assert names == expected
-    failures = {case.get("name") for case in tree.getroot().iter("testcase") if case.find("failure") is not None}
-    assert failures == {r["nodeid"].split("::", 1)[1] for r in run.summary["test_results"] if r["outcome"] == "failed"}
+    root = ET.parse(run.report_dir / "junit.xml").getroot()
+    cases = [c for c in root.iter("testcase") if c.get("classname", "").startswith("requirements.")]
+    assert [c.get("name").split(" ", 1)[0] for c in cases] == [r["id"] for r in run.summary["requirements"]]
+    failures = {c.get("name").split(" ", 1)[0] for c in cases if c.find("failure") is not None}
+    assert failures == {r["id"] for r in run.summary["requirements"] if r["status"] == "failed"} >= {"ENV-002"}
+    for case in cases:
+        failure = case.find("failure")
+        if failure is not None:
+            assert failure.get("message").startswith(case.get("name").split(" ", 1)[0] + " failed (MUST)")

@@ -244,6 +244,14 @@ def _auto_open(wallet):
     )
 
 
+@probe("lenient-scalar-coercion")
+def _lenient_coercion(wallet):
+    number = fresh("E")
+    lossless = wallet.execute("1.00", number=number, amountDigits="2", bizType=1.0).code == "0"
+    lossy_refused = wallet.execute("1.00", amountDigits=2.5).json.get("ok") is False
+    return lossless and lossy_refused
+
+
 @probe("null-optional-accepted")
 def _null_optional(wallet):
     number = fresh("E")

@@ -46,8 +46,11 @@ def must_be_rejected(exchange: Exchange, why: str):
 
 
 def body_of(exchange: Exchange) -> dict | Any:
-    """The request body when it is a JSON object on a documented call, else NA."""
+    """The request body when it is a JSON object on a documented call, else NA; scalars of another type
+    read as the documented one where nothing is lost (spec decision D21: never judged either way)."""
+    from conformance.checks.schema import as_read
+
     body = exchange.request.json
     if exchange.request.method != "POST" or not isinstance(body, dict):
         return NA
-    return body
+    return as_read(exchange.operation, body) if exchange.operation else body

@@ -67,9 +67,38 @@ def without_null_optionals(operation_id: str, body: Any) -> Any:
     return {key: value for key, value in body.items() if value is not None or key in required}
 
 
+_INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
+
+
+def _lossless(value: Any, declared: dict) -> Any:
+    """``value`` read as the declared scalar type when nothing is lost (D21), else ``value`` itself."""
+    kind = declared.get("type")
+    if isinstance(value, bool):
+        return value
+    if kind == "integer":
+        if isinstance(value, str) and _INTEGER_TEXT.fullmatch(value):
+            return int(value)
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    if kind == "string" and isinstance(value, int):
+        return str(value)
+    return value
+
+
+def as_read(operation_id: str, body: Any) -> Any:
+    """The body as a lenient wallet reads it: scalars of another type coerced when nothing is lost (spec
+    decision D21). Rules judge this reading, so such values are never judged either way."""
+    operation = contract.load().operations.get(operation_id)
+    if operation is None or not isinstance(body, dict):
+        return body
+    properties = operation.request_schema.get("properties", {})
+    return {name: _lossless(value, properties.get(name, {})) for name, value in body.items()}
+
+
 def request_errors(operation_id: str, body: Any) -> list[str]:
-    """How the body breaks the request schema; null in an optional field is not counted (D12)."""
-    return _errors(operation_id, "request", without_null_optionals(operation_id, body))
+    """How the body breaks the request schema; null in an optional field (D12) and lossless scalar
+    coercions (D21) are not counted."""
+    return _errors(operation_id, "request", as_read(operation_id, without_null_optionals(operation_id, body)))
 
 
 def is_integer_text(text: str) -> bool:

@@ -93,8 +93,8 @@ _CATALOGUE = (
     Fault("ten-digit-requesttime-accepted", "VAL-009",
           "A requestTime of 10 to 14 digits is accepted."),
     Fault("wrong-json-types-accepted", "VAL-010",
-          'amountDigits and orderId given as numeric strings ("2", "7200000000000001") are coerced to '
-          "integers."),
+          "amountDigits, bizType and orderId given as fractional numbers (2.5) are truncated to integers "
+          "(Jackson ACCEPT_FLOAT_AS_INT): a value the platform never sent is acted on."),
     Fault("non-json-media-type-accepted", "VAL-011",
           "The Content-Type of the request is ignored: a JSON body sent as text/plain (or without a "
           "Content-Type) is processed."),
@@ -124,8 +124,8 @@ _CATALOGUE = (
           'A balance query for an unknown account in a currency the wallet holds succeeds with amount 0 '
           '("0.00" for USD).'),
     Fault("balance-refused", "BAL-007",
-          "Balance queries for currency codes that are not three letters are refused "
-          "(BALANCE_UNAVAILABLE): the USDT account's balance cannot be read."),
+          "A balance query is refused (BALANCE_UNAVAILABLE) while the account's balance differs from its opening "
+          "balance: every adjustment invalidates a balance cache whose refill query fails."),
     Fault("balance-other-currency", "BAL-008",
           "A balance query for a known user in an ISO 4217 currency the wallet holds no account in falls back "
           "to the user's first (default) account and answers it: its currency, balance and decimals."),
@@ -178,8 +178,8 @@ _CATALOGUE = (
           'Execute and cancel answer a body that is not JSON with success (code "0", data {}); nothing '
           "moves."),
     Fault("get-answers-200", "ROB-003",
-          "GET (and other undeclared methods) on the three paths answer HTTP 200 with a failure "
-          "envelope instead of 405."),
+          "GET, PUT, DELETE ... on the three paths are routed to the POST handler and answered with success "
+          '(HTTP 200, code "0", ok=true).'),
     Fault("slow-cancel", "ROB-004",
           "A cancel that claws back a credit (reverses a NORMAL_CLOSE) sleeps 3.2 s before answering."),
     Fault("flaky-trace-echo", "ENV-005",

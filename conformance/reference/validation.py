@@ -179,7 +179,9 @@ def validate_body(
     if not isinstance(body, dict):
         return Rejection(INVALID_PARAMETER, "the body must be a JSON object")
     if fault == "wrong-json-types-accepted":
-        body = _coerce_integers(operation, body)
+        body = _truncate_fractions(body)
+    if "lenient-scalar-coercion" in variants:
+        body = _coerce_losslessly(operation, body)
     if "null-optional-accepted" in variants:
         optional = {field.name for field in FIELDS[operation] if not field.required}
         body = {name: value for name, value in body.items() if not (value is None and name in optional)}
@@ -224,13 +226,30 @@ def _variant_problem(operation: str, body: dict[str, Any], variants: frozenset[s
     return None
 
 
-def _coerce_integers(operation: str, body: dict[str, Any]) -> dict[str, Any]:
-    """Fault wrong-json-types-accepted: amountDigits and orderId as numeric strings become integers."""
+def _truncate_fractions(body: dict[str, Any]) -> dict[str, Any]:
+    """Fault wrong-json-types-accepted: amountDigits, bizType and orderId as fractions are truncated (lossy)."""
     coerced = dict(body)
-    for name in ("amountDigits", "orderId"):
+    for name in ("amountDigits", "bizType", "orderId"):
         value = coerced.get(name)
-        if isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value):
+        if isinstance(value, float) and not value.is_integer():
             coerced[name] = int(value)
+    return coerced
+
+
+def _coerce_losslessly(operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    """Variant lenient-scalar-coercion (D21, Jackson's default): a numeric string or an integral float for an
+    integer field reads as the integer, an integer for a string field as its text; nothing lossy."""
+    coerced = dict(body)
+    for field in FIELDS[operation]:
+        value = coerced.get(field.name)
+        if isinstance(value, bool):
+            continue
+        if field.kind is int:
+            numeric_text = isinstance(value, str) and re.fullmatch(r"-?[0-9]{1,19}", value)
+            if numeric_text or (isinstance(value, float) and value.is_integer()):
+                coerced[field.name] = int(value)
+        elif isinstance(value, int) and field.name in coerced:
+            coerced[field.name] = str(value)
     return coerced
 
 

@@ -70,6 +70,9 @@ _CATALOGUE = (
             "holds no account in, an ISO 4217 code (or USDT), answers success, amount 0 for exactly that user "
             "and currency; executes to such an account are refused for lack of funds (INSUFFICIENT_FUNDS)."),
     # ------------------------------------------------------------ request reading (D10, D12, D17, D19)
+    Variant("lenient-scalar-coercion", "D21-scalar-coercion",
+            'Scalars of another type are read as the documented one when nothing is lost (Jackson\'s default): '
+            '"2" or 2.0 for an integer field is 2, 86000001 for a string field is "86000001".'),
     Variant("null-optional-accepted", "D12-null-optional",
             "null in an optional field (metadata, cancel orderId) is read as absent (Jackson, Pydantic "
             "Optional). The default wallet refuses it as a wrong type."),

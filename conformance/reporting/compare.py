@@ -21,7 +21,7 @@ from typing import Any
 
 COMPARISON_FILE = "comparison.json"
 BAD = ("failed", "warning")
-STATUSES = ("passed", "failed", "warning", "skipped")
+STATUSES = ("passed", "failed", "warning", "skipped", "flaky", "waived")
 
 
 class NotASummary(ValueError):

@@ -19,9 +19,23 @@
     ledger.json                   every money adjustment made and how it was compensated
     junit.xml allure-results/**   the test results; report.html and comparison.json when present
 
-Every file is scanned for the profile's secret values before it is written; any
-occurrence is replaced by ``<redacted>`` and listed under ``redactions`` in the
-manifest. :func:`verify_bundle` recomputes every hash (``conformance verify``).
+Every file goes through :func:`conformance.reporting.redaction.scrub` before it is written; a file
+that changed is listed under ``redactions`` in the manifest. The manifest also states the verdict and
+which requirements failed, warned and were skipped; ``conformance verify`` checks them against
+``summary.json``.
+
+``conformance verify`` answers two questions apart (README, "Verifying evidence"):
+
+- *intact*: every file matches the manifest, the manifest matches its digest, and the manifest's verdict
+  agrees with ``summary.json`` (and summary.json's verdict with its own requirements);
+- *authentic*: ``manifest.sig`` verifies under a key the operator trusts: ``--public-key FILE`` or
+  ``--fingerprint SHA256`` (of the raw Ed25519 public key, printed by the run that signed). The
+  ``signing-key.pub.pem`` shipped in the bundle proves nothing on its own: anyone can re-sign with theirs.
+
+Exit codes: 0 intact and authentic; 1 not intact (tampered, damaged, or the verdicts disagree);
+2 unreadable (not a zip, no manifest, unusable key file, bad fingerprint); 6 intact but not authentic
+(signed by another key, bad signature, unsigned, or no trusted key given; ``--intact-only`` turns the
+last two into 0 for a bundle nobody signed).
 """
 
 from __future__ import annotations
@@ -41,8 +55,9 @@ from typing import Any
 
 from conformance import __version__, contract
 from conformance.reporting import redaction, traceability
-from conformance.reporting.allure import HTML_FILE, RESULTS_DIR, public_url
 from conformance.reporting.compare import COMPARISON_FILE
+from conformance.reporting.html import HTML_FILE, RESULTS_DIR
+from conformance.reporting.redaction import public_url
 
 FORMAT = "multimarkets-webhook-conformance/evidence/1"
 MANIFEST = "manifest.json"
@@ -56,7 +71,7 @@ REPORT_FILES = ("summary.json", "profile.json", "exchanges.jsonl", "outcomes.jso
                 HTML_FILE, COMPARISON_FILE)
 REQUIRED = ("summary.json", "profile.json")
 
-EXIT_VERIFIED, EXIT_MISMATCH, EXIT_UNREADABLE = 0, 1, 2
+EXIT_VERIFIED, EXIT_MISMATCH, EXIT_UNREADABLE, EXIT_NOT_AUTHENTIC = 0, 1, 2, 6
 
 
 class EvidenceError(Exception):
@@ -132,6 +147,27 @@ class Bundle:
     files: int
     signed: bool
     redactions: dict[str, int]
+    fingerprint: str | None = None  # sha256:<hex of the raw public key> of the signer
+
+
+def fingerprint(key) -> str:
+    """The pinnable identity of an Ed25519 public key: ``sha256:`` + hex SHA-256 of its 32 raw bytes."""
+    return "sha256:" + sha256(_raw_public(key))
+
+
+def normalise_fingerprint(text: str) -> str:
+    value = text.strip().lower().removeprefix("sha256:").replace(":", "")
+    if len(value) != 64 or any(c not in "0123456789abcdef" for c in value):
+        raise EvidenceError(f"fingerprint {text!r} is not sha256:<64 hex digits>")
+    return "sha256:" + value
+
+
+def requirement_lists(summary: dict[str, Any]) -> dict[str, list[str]]:
+    """The ids per status that counts against or leaves out a requirement (as the manifest states them)."""
+    lists: dict[str, list[str]] = {}
+    for status in ("failed", "warning", "flaky", "waived", "skipped"):
+        lists[status] = [r["id"] for r in summary.get("requirements", []) if r.get("status") == status]
+    return lists
 
 
 def _collect(report_dir: Path, summary: dict[str, Any]) -> dict[str, bytes]:
@@ -159,8 +195,9 @@ def _collect(report_dir: Path, summary: dict[str, Any]) -> dict[str, bytes]:
     return files
 
 
-def write_bundle(report_dir: Path, secrets: tuple[str, ...] = (), signing_key: str | Path | None = None,
-                 created_at: str | None = None, destination: Path | None = None) -> Bundle:
+def write_bundle(report_dir: Path, secrets: redaction.Secrets | tuple[str, ...] = (),
+                 signing_key: str | Path | None = None, created_at: str | None = None,
+                 destination: Path | None = None) -> Bundle:
     """Write ``evidence-<run id>.zip`` (into the report directory, or ``destination``) from a finished run."""
     report_dir = Path(report_dir)
     try:
@@ -170,11 +207,12 @@ def write_bundle(report_dir: Path, secrets: tuple[str, ...] = (), signing_key: s
     key = load_signing_key(signing_key) if signing_key else None
     files = _collect(report_dir, summary)
     redactions: dict[str, int] = {}
+    secrets = redaction.Secrets.coerce(secrets)
     for name, data in files.items():
-        cleaned, count = redaction.redact(data, secrets)
-        if count:
+        cleaned = redaction.scrub(data, secrets)
+        if cleaned != data:
             files[name] = cleaned
-            redactions[name] = count
+            redactions[name] = 1
     signature_info = None
     if key is not None:
         files[PUBLIC_KEY] = public_pem(key)
@@ -184,6 +222,7 @@ def write_bundle(report_dir: Path, secrets: tuple[str, ...] = (), signing_key: s
             "encoding": "raw 64-byte signature of the exact bytes of manifest.json",
             "public_key": PUBLIC_KEY,
             "public_key_sha256": sha256(_raw_public(key.public_key())),
+            "fingerprint": fingerprint(key.public_key()),
         }
     run = summary.get("run", {})
     spec = contract.load()
@@ -198,6 +237,8 @@ def write_bundle(report_dir: Path, secrets: tuple[str, ...] = (), signing_key: s
         "target": public_url((summary.get("target") or {}).get("base_url")),
         "verdict": summary.get("verdict"),
         "exit_code": summary.get("exit_code"),
+        "counts": summary.get("counts"),
+        "requirements": requirement_lists(summary),
         "created_at": created_at or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": [{"path": name, "sha256": sha256(data), "size": len(data)} for name, data in sorted(files.items())],
         "redactions": [{"file": name, "occurrences": count} for name, count in sorted(redactions.items())],
@@ -218,13 +259,14 @@ def write_bundle(report_dir: Path, secrets: tuple[str, ...] = (), signing_key: s
     finally:
         if os.path.exists(scratch):
             os.unlink(scratch)
-    return Bundle(path=path, files=len(files) + len(head), signed=key is not None, redactions=redactions)
+    return Bundle(path=path, files=len(files) + len(head), signed=key is not None, redactions=redactions,
+                  fingerprint=fingerprint(key.public_key()) if key is not None else None)
 
 
 def build_bundle(result, profile) -> Path:
     """The run's evidence bundle (signed when the profile names a signing key); its path."""
     return write_bundle(
-        Path(result.report_dir), secrets=tuple(getattr(profile, "secret_values", ())),
+        Path(result.report_dir), secrets=redaction.Secrets.of(profile),
         signing_key=getattr(profile, "signing_key", None),
     ).path
 
@@ -233,32 +275,44 @@ def build_bundle(result, profile) -> Path:
 @dataclass
 class VerifyReport:
     bundle: str
-    error: str | None = None  # the bundle cannot be read at all (exit 2)
+    error: str | None = None  # the bundle (or the trusted key) cannot be read at all (exit 2)
     added: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     details: dict[str, str] = field(default_factory=dict)
-    signature: str = "not checked"  # valid / invalid / absent / not checked
-    signature_detail: str = ""
-    signature_required: bool = False
+    disagreements: list[str] = field(default_factory=list)  # the manifest's verdict against summary.json
+    authenticity: str = "not checked"  # authentic / not authentic / not checked
+    authenticity_detail: str = ""
+    key_given: bool = False
     manifest: dict[str, Any] | None = None
     files_checked: int = 0
 
     @property
-    def signature_ok(self) -> bool:
-        if self.signature == "invalid":
-            return False
-        return not (self.signature_required and self.signature != "valid")
+    def intact(self) -> bool:
+        return self.error is None and not (self.added or self.removed or self.changed or self.disagreements)
+
+    @property
+    def authentic(self) -> bool:
+        return self.authenticity == "authentic"
 
     @property
     def ok(self) -> bool:
-        return self.error is None and not (self.added or self.removed or self.changed) and self.signature_ok
+        return self.intact and self.authentic
+
+    def exit_code_for(self, intact_only: bool = False) -> int:
+        if self.error is not None:
+            return EXIT_UNREADABLE
+        if not self.intact:
+            return EXIT_MISMATCH
+        if self.authentic:
+            return EXIT_VERIFIED
+        if intact_only and not self.key_given:
+            return EXIT_VERIFIED
+        return EXIT_NOT_AUTHENTIC
 
     @property
     def exit_code(self) -> int:
-        if self.error is not None:
-            return EXIT_UNREADABLE
-        return EXIT_VERIFIED if self.ok else EXIT_MISMATCH
+        return self.exit_code_for()
 
     def problems(self) -> list[str]:
         lines = [f"changed: {name} ({self.details.get(name, 'SHA-256 differs from the manifest')})"
@@ -267,8 +321,7 @@ class VerifyReport:
                   for name in self.removed]
         lines += [f"added: {name} ({self.details.get(name, 'in the bundle, not in the manifest')})"
                   for name in self.added]
-        if not self.signature_ok:
-            lines.append(f"signature: {self.signature} ({self.signature_detail})")
+        lines += [f"verdict: {line}" for line in self.disagreements]
         return lines
 
 
@@ -278,16 +331,33 @@ def _change(report: VerifyReport, name: str, why: str) -> None:
         report.details[name] = why
 
 
-def verify_bundle(path: str | Path, public_key=None) -> VerifyReport:
-    """Recompute every hash of a bundle; with ``public_key``, its signature must be present and valid."""
-    report = VerifyReport(bundle=str(path), signature_required=public_key is not None)
+def _trusted_key(report: VerifyReport, public_key, pinned: str | None):
+    """The key the operator trusts (or None), and a fingerprint to hold the bundle's key to."""
     key = None
     if public_key is not None:
         try:
             key = load_public_key(public_key)
         except (OSError, EvidenceError) as error:
             report.error = f"cannot use public key {public_key}: {getattr(error, 'strerror', None) or error}"
-            return report
+            return None, None
+    if pinned is not None:
+        try:
+            pinned = normalise_fingerprint(pinned)
+        except EvidenceError as error:
+            report.error = str(error)
+            return None, None
+        if key is not None and fingerprint(key) != pinned:
+            report.error = f"--public-key {public_key} has fingerprint {fingerprint(key)}, not the pinned {pinned}"
+            return None, None
+    return key, pinned
+
+
+def verify_bundle(path: str | Path, public_key=None, fingerprint_pin: str | None = None) -> VerifyReport:
+    """Is the bundle intact (every hash, the verdicts agree)? Is it authentic (signed by the trusted key)?"""
+    report = VerifyReport(bundle=str(path), key_given=public_key is not None or fingerprint_pin is not None)
+    key, pinned = _trusted_key(report, public_key, fingerprint_pin)
+    if report.error is not None:
+        return report
     target = Path(path)
     if not target.is_file():
         report.error = f"{path}: no such file"
@@ -330,17 +400,20 @@ def verify_bundle(path: str | Path, public_key=None) -> VerifyReport:
             _change(report, MANIFEST, f"not a readable manifest: {type(error).__name__}: {error}")
             return report
         report.manifest = manifest
+        contents: dict[str, bytes] = {}
         for name, item in sorted(listed.items()):
             if name not in entries:
                 report.removed.append(name)
                 continue
-            data = read(name)
-            if data is None:
+            measured = _stream_digest(archive, name, int(item["size"]), report)
+            if measured is None:
                 continue
             report.files_checked += 1
-            actual = sha256(data)
-            if actual != item["sha256"] or len(data) != item["size"]:
+            actual, size = measured
+            if actual != item["sha256"] or size != item["size"]:
                 _change(report, name, f"SHA-256 {actual[:16]}… ≠ manifest {str(item['sha256'])[:16]}…")
+            if name == "summary.json":  # the one member read whole (its verdict is checked below)
+                contents[name] = read(name) if size == item["size"] else None
         for name in sorted(set(entries)):
             if name not in listed and name not in ABOUT_MANIFEST:
                 report.added.append(name)
@@ -352,68 +425,120 @@ def verify_bundle(path: str | Path, public_key=None) -> VerifyReport:
         spec_item = listed.get(spec_file or "")
         if spec_item is not None and spec_item["sha256"] != manifest.get("spec_sha256"):
             _change(report, MANIFEST, f"spec_sha256 does not match {spec_file}")
-        _check_signature(report, archive, entries, manifest, manifest_bytes, key, read)
+        _check_verdicts(report, manifest, contents.get("summary.json"))
+        _check_signature(report, entries, manifest, manifest_bytes, key, pinned, read)
     return report
 
 
-def _check_signature(report, archive, entries, manifest, manifest_bytes, key, read) -> None:
+def _stream_digest(archive, name: str, expected_size: int, report) -> tuple[str, int] | None:
+    """SHA-256 and size of a member, streamed in blocks; stops one byte past the manifest's size (a member
+    that inflates beyond what the manifest says is changed, and is never expanded whole in memory)."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with archive.open(name) as member:
+            while size <= expected_size:
+                block = member.read(min(1 << 20, expected_size + 1 - size))
+                if not block:
+                    break
+                digest.update(block)
+                size += len(block)
+    except Exception as error:  # damaged member: bad CRC, bad deflate stream, ...
+        _change(report, name, f"unreadable: {error}")
+        return None
+    return digest.hexdigest(), size
+
+
+def _check_verdicts(report: VerifyReport, manifest: dict, summary_bytes: bytes | None) -> None:
+    """The manifest's verdict and requirement lists must be summary.json's, and summary.json must agree with itself."""
+    from conformance import verdicts
+
+    if summary_bytes is None:
+        report.disagreements.append("summary.json is missing: nothing to hold the manifest's verdict to")
+        return
+    try:
+        summary = json.loads(summary_bytes.decode("utf-8"))
+        rows = summary["requirements"]
+        recomputed, recomputed_exit = verdicts.overall(rows, summary.get("suite_errors") or ())
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError) as error:
+        report.disagreements.append(f"summary.json is not a readable summary ({type(error).__name__})")
+        return
+    for name in ("verdict", "exit_code"):
+        if manifest.get(name) != summary.get(name):
+            report.disagreements.append(f"the manifest says {name} {manifest.get(name)!r}, "
+                                        f"summary.json says {summary.get(name)!r}")
+    if "requirements" in manifest and manifest["requirements"] != requirement_lists(summary):
+        report.disagreements.append("the manifest's failed/warning/skipped requirements differ from summary.json")
+    if summary.get("verdict") not in (recomputed, None) and not summary.get("flaky_fails"):
+        report.disagreements.append(f"summary.json says {summary.get('verdict')!r} but its requirements make it "
+                                    f"{recomputed!r} (exit {recomputed_exit})")
+
+
+def _check_signature(report, entries, manifest, manifest_bytes, key, pinned, read) -> None:
     from cryptography.exceptions import InvalidSignature
 
-    declared = manifest.get("signature")
     if SIGNATURE not in entries:
-        if declared:
+        report.authenticity = "not authentic" if report.key_given else "not checked"
+        report.authenticity_detail = "the bundle is not signed" + (
+            "" if report.key_given else "; nobody vouches for it (give --public-key or --fingerprint)")
+        if manifest.get("signature"):
             report.removed.append(SIGNATURE)
-            report.signature = "invalid"
-            report.signature_detail = f"the manifest says it is signed, {SIGNATURE} is missing"
-        else:
-            report.signature = "absent"
-            report.signature_detail = "the bundle is not signed" + (" but a public key was given" if key else "")
+        return
+    if key is None and pinned is None:
+        report.authenticity = "not checked"
+        report.authenticity_detail = (f"signed, but no trusted key given: the bundle's own {PUBLIC_KEY} proves "
+                                      "nothing (give --public-key or --fingerprint)")
         return
     signature = read(SIGNATURE)
     if signature is None:
-        report.signature, report.signature_detail = "invalid", f"{SIGNATURE} is unreadable"
+        report.authenticity, report.authenticity_detail = "not authentic", f"{SIGNATURE} is unreadable"
         return
     if len(signature) != 64:
         with contextlib.suppress(ValueError):
             signature = base64.b64decode(signature, validate=True)
-    source = "the given public key"
-    if key is None:
-        if PUBLIC_KEY not in entries:
-            report.signature = "not checked"
-            report.signature_detail = f"no {PUBLIC_KEY} in the bundle and no --public-key"
-            return
+    if key is None:  # only a pinned fingerprint: the shipped key counts only if it is the pinned one
+        shipped = read(PUBLIC_KEY) if PUBLIC_KEY in entries else None
         try:
-            key = load_public_key(read(PUBLIC_KEY) or b"")
-        except EvidenceError as error:
-            report.signature, report.signature_detail = "invalid", f"{PUBLIC_KEY}: {error}"
+            key = load_public_key(shipped or b"")
+        except EvidenceError:
+            report.authenticity = "not authentic"
+            report.authenticity_detail = f"no usable {PUBLIC_KEY} in the bundle to match the pinned {pinned}"
             return
-        source = f"the bundle's own {PUBLIC_KEY} (pass --public-key to pin the signer)"
-    fingerprint = sha256(_raw_public(key))[:16]
+        if fingerprint(key) != pinned:
+            report.authenticity = "not authentic"
+            report.authenticity_detail = f"signed by key {fingerprint(key)}, not the pinned {pinned}"
+            return
     try:
         key.verify(signature, manifest_bytes)
     except InvalidSignature:
-        report.signature = "invalid"
-        report.signature_detail = f"{SIGNATURE} does not match manifest.json under key {fingerprint}… ({source})"
+        report.authenticity = "not authentic"
+        report.authenticity_detail = (f"{SIGNATURE} does not verify under the trusted key {fingerprint(key)} "
+                                      "(signed by another key, or the manifest was changed)")
         return
-    report.signature = "valid"
-    report.signature_detail = f"Ed25519 key sha256 {fingerprint}…, {source}"
+    report.authenticity = "authentic"
+    report.authenticity_detail = f"signed by the trusted key {fingerprint(key)}"
 
 
-def verify_command(bundle_path: str, public_key: str | None = None, say: Callable[[str], None] = print) -> int:
-    """``conformance verify``: one line per problem naming the file, then one verdict line; 0 / 1 / 2."""
-    report = verify_bundle(bundle_path, public_key=public_key)
+def verify_command(bundle_path: str, public_key: str | None = None, say: Callable[[str], None] = print, *,
+                   fingerprint_pin: str | None = None, intact_only: bool = False) -> int:
+    """``conformance verify``: one line per problem, then ``intact:`` and ``authentic:`` lines; 0 / 1 / 2 / 6."""
+    report = verify_bundle(bundle_path, public_key=public_key, fingerprint_pin=fingerprint_pin)
     if report.error is not None:
         say(f"conformance verify: {report.error}")
-        return report.exit_code
+        return report.exit_code_for(intact_only)
     for line in report.problems():
         say(line)
     manifest = report.manifest or {}
-    about = (f"run {manifest.get('run_id')}, suite {manifest.get('suite', {}).get('version')}, "
-             f"spec sha256 {str(manifest.get('spec_sha256'))[:12]}…")
-    if report.ok:
-        say(f"verified: {report.files_checked} files match {MANIFEST} of {bundle_path} ({about}); "
-            f"signature {report.signature}" + (f": {report.signature_detail}" if report.signature_detail else ""))
+    about = (f"run {manifest.get('run_id')}, verdict {manifest.get('verdict')}, suite "
+             f"{manifest.get('suite', {}).get('version')}, spec sha256 {str(manifest.get('spec_sha256'))[:12]}…")
+    if report.intact:
+        say(f"intact: yes: {report.files_checked} files match {MANIFEST} and the verdicts agree ({about})")
     else:
-        count = len(report.problems())
-        say(f"NOT verified: {count} problem(s) in {bundle_path} ({about})")
-    return report.exit_code
+        say(f"intact: NO: {len(report.problems())} problem(s) in {bundle_path} ({about})")
+    label = {"authentic": "yes", "not authentic": "NO, not authentic", "not checked": "not checked"}
+    say(f"authentic: {label[report.authenticity]}: {report.authenticity_detail}")
+    code = report.exit_code_for(intact_only)
+    if code == EXIT_VERIFIED:
+        say("verified" + ("" if report.authentic else " (intact only: nothing shows who wrote it)"))
+    else:
+        say(f"NOT verified (exit {code})")
+    return code

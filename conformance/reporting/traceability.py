@@ -16,10 +16,33 @@ from pathlib import Path
 from typing import Any
 
 from conformance import contract
-from conformance.reporting.allure import REFERENCE_URL, scenario_of_origin, scenario_test_name
+from conformance.reporting.labels import reference_url
 
 TRACEABILITY_FILE = "traceability.json"
 EVIDENCE_KEPT = 200  # failing exchange ids listed per requirement (the count is always complete)
+GENERATED_PREFIX = "test_generated"
+JUDGED = ("passed", "violated", "unanswered")  # conformance.checks.Status values that judged the target
+
+
+def scenario_test_name(phase: str, operation: str | None, mode: str) -> str:
+    """The pytest id of the generated test for one scenario (as conformance.suite.plugin parametrises it)."""
+    return f"{GENERATED_PREFIX}[{phase}-{mode}-{operation or 'all-operations'}]"
+
+
+def scenario_of_origin(origin: str, operation: str | None, scenarios: Iterable[dict]) -> dict | None:
+    """The generated scenario (summary.json "generated" record) an exchange's origin belongs to."""
+    parts = origin.split("/")
+    if len(parts) < 3 or parts[0] != "generated":
+        return None
+    phase, mode = parts[1], parts[2]
+    for scenario in scenarios:
+        if scenario.get("phase") != phase:
+            continue
+        if scenario.get("mode") not in (mode, "all"):
+            continue
+        if scenario.get("operation") in (None, operation):
+            return scenario
+    return None
 
 
 def _jsonl(path: Path) -> Iterator[dict]:
@@ -64,7 +87,10 @@ def build(report_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
         rid = outcome.get("requirement")
         if not rid:
             continue
-        passed = bool(outcome.get("passed"))
+        status = outcome.get("status") or ("passed" if outcome.get("passed") else "violated")
+        if status not in JUDGED:  # blocked, not applicable, suite defect: the target was not put to the rule
+            continue
+        passed = status == "passed"
         evaluations[rid] += 1
         per_check[rid][(outcome.get("check"), passed)] += 1
         if not passed:
@@ -105,10 +131,11 @@ def build(report_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
             "statement": row.get("statement"),
             "clause": requirement.clause if requirement else None,
             "source": row.get("source", []),
-            "reference": [REFERENCE_URL.format(section=s) for s in row.get("source", [])],
+            "reference": [reference_url(s) for s in row.get("source", [])],
             "operations": row.get("operations", []),
             "status": row.get("status"),
             **({"reason": row["reason"]} if "reason" in row else {}),
+            **{key: row[key] for key in ("waiver", "attempts") if row.get(key)},  # nightly: owner, replays
             "checks": list(checks.values()),
             "tests": [{"nodeid": name, "outcome": outcomes_of_test.get(name)} for name in test_names],
             "evaluations": row.get("evaluations", evaluations[rid]),

@@ -118,7 +118,7 @@ def test_non_decimal_amount_is_rejected(operation, shape, gate, teller, journal,
     fraction = ("." + "0" * digits) if digits else ""
     amount = {
         "thousands": "1,000" + fraction,
-        "exponent": "1e3",
+        "exponent": "1e0",  # one unit: the probe stays under the run's money bound
         "letters": "ten",
         "blank": "",
         "plus": "+1" + fraction,
@@ -138,7 +138,7 @@ def test_amount_decimals_differ_from_amount_digits(operation, gate, teller, jour
 
 @pytest.mark.requirement("VAL-009")
 @pytest.mark.parametrize("operation", MONEY_OPERATIONS)
-@pytest.mark.parametrize("value", [1764064800, 17640648000000, "1764064800000"])
+@pytest.mark.parametrize("value", [1764064800, 17640648000000, 1764064800000.5])
 def test_request_time_not_13_digits_is_rejected(operation, value, gate, teller, journal, account):
     expect(journal, "VAL-009", _probe(teller, operation, account, requestTime=value))
 
@@ -147,21 +147,19 @@ def test_request_time_not_13_digits_is_rejected(operation, value, gate, teller, 
 @pytest.mark.parametrize(
     ("operation", "field", "value"),
     [
-        ("getUserAmount", "userName", 86000001),
+        # only values no reading of the docs accepts: a lossless coercion ("2" for 2) is open (D21)
+        ("getUserAmount", "userName", True),
         ("getUserAmount", "currency", ["USD"]),
-        ("executeAdjustment", "amountDigits", "2"),
+        ("executeAdjustment", "amountDigits", 2.5),
         ("executeAdjustment", "orderId", "order-1"),
-        ("executeAdjustment", "bizType", "1"),
+        ("executeAdjustment", "bizType", 1.5),
         ("executeAdjustment", "ip", None),
-        ("cancelAdjustment", "amountDigits", 2.5),
+        ("cancelAdjustment", "amountDigits", "two"),
         ("cancelAdjustment", "thirdServerCode", {"id": 1}),
     ],
 )
 def test_wrong_json_type_is_rejected(operation, field, value, gate, teller, journal, account):
-    changes = {field: value}
-    if field == "amountDigits" and isinstance(value, str):
-        changes[field] = str(teller.digits(account))
-    expect(journal, "VAL-010", _probe(teller, operation, account, **changes))
+    expect(journal, "VAL-010", _probe(teller, operation, account, **{field: value}))
 
 
 @pytest.mark.requirement("VAL-011")
