@@ -208,7 +208,7 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> tuple[float, st
     if "Non-2xx" in output or "Socket errors" in output:
         raise SystemExit(f"wrk saw errors:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))
-    p50 = re.search(r"50%\s+(\S+)", output).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)
     return rate, p50
 
 

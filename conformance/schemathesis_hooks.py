@@ -249,6 +249,20 @@ def _aim_negative_body(run: GeneratedRun, body: dict, path: str) -> None:
     _use_profile_account(run, body, align_amount=False)
     if {"amount", "amountDigits"} <= set(body) and not {"amount", "amountDigits", "operationType"} & broken:
         _align_amount(run, body)
+    elif "amount" in body and "amount" not in broken:
+        _shrink_amount(body)
+
+
+def _shrink_amount(body: dict) -> None:
+    """A valid amount in a negative case, made small (1 to 9 units, its sign and decimals kept): if the wallet
+    wrongly accepts the case, little money moves, and the run's money bounds never refuse the probe."""
+    amount = body["amount"]
+    if not isinstance(amount, str) or not contract.load().rules.is_decimal(amount):
+        return
+    decimals = len(amount.split(".", 1)[1]) if "." in amount else 0
+    magnitude = Decimal(1 + zlib.crc32(amount.encode()) % 9)
+    signed = -magnitude if amount.startswith("-") else magnitude
+    body["amount"] = f"{signed:.{decimals}f}"
 
 
 def _align_amount(run: GeneratedRun, body: dict) -> None:

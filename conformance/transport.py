@@ -54,6 +54,7 @@ def read_bounded(raw, cap: int, deadline: float | None = None) -> tuple[bytes, s
     out = bytearray()
     wire = 0
     note = None
+    complete = False
     reader = getattr(raw, "read1", None) or raw.read
     try:
         while True:
@@ -62,6 +63,9 @@ def read_bounded(raw, cap: int, deadline: float | None = None) -> tuple[bytes, s
                 break
             chunk = reader(CHUNK, decode_content=False)
             if not chunk:
+                complete = True
+                if decoder is not None:
+                    out += decoder.flush()[: cap - len(out)]
                 break
             wire += len(chunk)
             if decoder is None:
@@ -79,7 +83,10 @@ def read_bounded(raw, cap: int, deadline: float | None = None) -> tuple[bytes, s
     except zlib.error as error:
         note = f"the {encoding} body does not decompress ({error})"
     finally:
-        raw.close()
+        if complete and hasattr(raw, "release_conn"):
+            raw.release_conn()  # read to its end: the connection goes back to the pool (keep-alive)
+        else:
+            raw.close()  # cut short or failed: never reuse a connection with unread bytes on it
     if note is None and decoder is None and encoding not in ("", "identity"):
         note = f"content-encoding {encoding!r} not decoded"
     return bytes(out), note

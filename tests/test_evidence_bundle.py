@@ -16,7 +16,7 @@ import pytest
 from test_reporting_run import SECRETS, SharedRun, shared_run
 
 from conformance import __version__, contract, reporting
-from conformance.reporting import allure, evidence, redaction
+from conformance.reporting import allure, evidence, html, redaction
 from conformance.run import RunResult
 
 
@@ -61,7 +61,8 @@ def test_the_bundle_holds_every_listed_file(run, members):
     assert members["VERSION"] == f"{__version__}\n".encode()
     for needed in ("environment.properties", "executor.json", "categories.json", "history/history-trend.json"):
         assert f"allure-results/{needed}" in members
-    assert sum(name.endswith("-result.json") for name in members) == run.summary["tests"]["total"]
+    assert sum(name.startswith("allure-results/tests/") and name.endswith("-result.json")
+               for name in members) >= run.summary["tests"]["total"]  # replays of failing tests add retries
 
 
 def test_the_manifest_hashes_every_other_file(members, manifest, run):
@@ -96,7 +97,7 @@ def test_profile_ledger_and_exchanges_in_the_bundle(members, run):
     for entry in ledger["entries"]:
         assert entry["requestUniqueNo"] and entry["execute_exchanges"]
         if entry["outcome"] == "applied":
-            assert entry["settlement"] == "reversed" and entry["cancel_exchanges"]
+            assert entry["settlement"] == "reversed" and (entry.get("cancel_exchanges") or entry.get("cancels"))
     exchanges = members["exchanges.jsonl"].decode().splitlines()
     assert len(exchanges) == run.summary["exchanges"]
     sent = dict(json.loads(exchanges[0])["request"]["headers"])
@@ -118,10 +119,11 @@ def test_traceability_links_requirements_checks_tests_verdicts_and_evidence(memb
         assert (row["level"], row["statement"], row["source"]) == (requirement.level, requirement.statement,
                                                                    list(requirement.source))
         assert row["status"] == statuses[rid]
-        assert row["reference"] == [f"spec/webhook-api.reference.md#section-{s}" for s in requirement.source]
-        assert row["checks"], rid  # the check functions that judge it
-        assert row["tests"], rid
-        judged = [o for o in outcomes if o["requirement"] == rid]
+        assert row["reference"] == [f"reference/webhook-api.html#section-{s}" for s in requirement.source]
+        assert row["checks"] or row["status"] == "skipped", rid  # the check functions that judge it
+        assert row["tests"] or row["status"] == "skipped", rid
+        judged = [o for o in outcomes
+                  if o["requirement"] == rid and o["status"] in ("passed", "violated", "unanswered")]
         assert row["evaluations"] == len(judged)
         assert sum(check["evaluations"] for check in row["checks"]) == len(judged)
         if row["status"] == "passed":
@@ -167,7 +169,7 @@ def test_no_secret_anywhere_in_the_report_dir(run):
             blobs += _embedded_payloads(data)
         for blob in blobs:
             for secret in SECRETS:
-                for form in redaction.variants(secret):
+                for form in (f.encode() for f in redaction.Secrets.coerce([secret]).forms()):
                     assert form not in blob, f"{secret!r} leaked into {path}"
             checked += 1
     assert checked > 1500  # every report file, every bundle member, every embedded HTML data file
@@ -198,22 +200,24 @@ def test_a_leaked_secret_is_redacted_in_the_bundle_and_noted_in_the_manifest(run
             b"curl -H 'X-Gateway-Key: <redacted>' -H 'X-Api-Key: <redacted>'")
     assert manifest["redactions"] == sorted([
         {"file": "exchanges.jsonl", "occurrences": 1},
-        {"file": f"allure-results/{attachment.name}", "occurrences": 2},
+        {"file": f"allure-results/{attachment.name}", "occurrences": 1},
     ], key=lambda item: item["file"])
-    assert bundle.redactions == {"exchanges.jsonl": 1, f"allure-results/{attachment.name}": 2}
-    assert evidence.verify_bundle(bundle.path).ok
+    assert bundle.redactions == {"exchanges.jsonl": 1, f"allure-results/{attachment.name}": 1}
+    assert evidence.verify_bundle(bundle.path).intact
 
 
 def test_finish_scrubs_a_leaked_secret_from_the_report_dir(run, tmp_path, monkeypatch):
-    monkeypatch.setattr(allure, "_repo_root", lambda: tmp_path)
+    monkeypatch.setattr(html, "_repo_root", lambda: tmp_path)
     monkeypatch.chdir(tmp_path)
     result = _copy_report(run, tmp_path / "report")
-    junit = result.report_dir / "junit.xml"
-    junit.write_text(junit.read_text().replace("</testsuites>", f"<!-- {SECRETS[1]} --></testsuites>"))
+    outcomes = result.report_dir / "outcomes.jsonl"
+    outcomes.write_text(outcomes.read_text() + json.dumps({"note": f"leaked {SECRETS[1]}"}) + "\n")
     lines: list[str] = []
     reporting.finish(result, run.profile, say=lines.append, environ={"PATH": str(tmp_path)})
-    assert "secrets: redacted 1 leaked secret value(s) in junit.xml" in lines
-    assert SECRETS[1] not in junit.read_text() and "<!-- <redacted> -->" in junit.read_text()
+    assert SECRETS[1] not in outcomes.read_text() and '"leaked <redacted>"' in outcomes.read_text()
+    for path in result.report_dir.rglob("*"):
+        if path.is_file() and path.suffix != ".zip":
+            assert SECRETS[1].encode() not in path.read_bytes(), path
 
 
 def test_short_secrets_are_not_scrubbed():
@@ -223,7 +227,7 @@ def test_short_secrets_are_not_scrubbed():
 
 # --------------------------------------------------------------- robustness
 def test_a_failing_reporting_step_is_one_line_and_the_rest_still_runs(run, tmp_path, monkeypatch):
-    monkeypatch.setattr(allure, "_repo_root", lambda: tmp_path)
+    monkeypatch.setattr(html, "_repo_root", lambda: tmp_path)
     monkeypatch.chdir(tmp_path)
 
     def broken(*args, **kwargs):
@@ -251,7 +255,7 @@ def test_an_unusable_signing_key_is_one_line_and_no_bundle(run, tmp_path, monkey
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 
-    monkeypatch.setattr(allure, "_repo_root", lambda: tmp_path)
+    monkeypatch.setattr(html, "_repo_root", lambda: tmp_path)
     monkeypatch.chdir(tmp_path)
     path = tmp_path / "key.pem"
     if key == "garbage":
@@ -276,4 +280,4 @@ def test_build_bundle_is_the_runs_entry_point(run, tmp_path):
     result = _copy_report(run, tmp_path / "report")
     path = evidence.build_bundle(result, run.profile)
     assert path == result.report_dir / f"evidence-{result.summary['run']['id']}.zip"
-    assert evidence.verify_bundle(path).ok
+    assert evidence.verify_bundle(path).intact

@@ -235,6 +235,10 @@ def test_a_pinned_fingerprint_accepts_the_signer(signed, keys):
     assert code == 0
 
 
+def digest_line(manifest: bytes) -> bytes:
+    return f"{hashlib.sha256(manifest).hexdigest()}  manifest.json\n".encode()
+
+
 def manifest_of(bundle: Path) -> dict:
     with zipfile.ZipFile(bundle) as archive:
         return json.loads(archive.read("manifest.json"))
@@ -262,7 +266,7 @@ def resign(source: Path, target: Path, key_path: Path, mutate=None) -> Path:
     if manifest.get("signature"):
         manifest["signature"]["fingerprint"] = evidence.fingerprint(key.public_key())
     members["manifest.json"] = json.dumps(manifest, indent=2).encode()
-    members["manifest.json.sha256"] = f"{hashlib.sha256(members['manifest.json']).hexdigest()}  manifest.json\n".encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
     members["manifest.sig"] = key.sign(members["manifest.json"])
     with zipfile.ZipFile(target, "w") as archive:
         for name, data in members.items():
@@ -314,7 +318,7 @@ def test_an_unsigned_forgery_is_rejected_when_a_key_is_required(run, keys, tmp_p
     manifest["files"] = [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
                          for n, d in sorted(members.items()) if n not in ("manifest.json", "manifest.json.sha256")]
     members["manifest.json"] = json.dumps(manifest).encode()
-    members["manifest.json.sha256"] = f"{hashlib.sha256(members['manifest.json']).hexdigest()}  manifest.json\n".encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
     forged = tmp_path / "unsigned.zip"
     with zipfile.ZipFile(forged, "w") as archive:
         for name, data in members.items():
@@ -332,7 +336,7 @@ def test_a_manifest_verdict_that_disagrees_with_summary_is_rejected(run, tmp_pat
     assert manifest["verdict"] != "passed"
     manifest["verdict"], manifest["exit_code"] = "passed", 0
     members["manifest.json"] = json.dumps(manifest).encode()
-    members["manifest.json.sha256"] = f"{hashlib.sha256(members['manifest.json']).hexdigest()}  manifest.json\n".encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
     forged = tmp_path / "verdict.zip"
     with zipfile.ZipFile(forged, "w") as archive:
         for name, data in members.items():
@@ -358,7 +362,7 @@ def test_a_summary_whose_verdict_contradicts_its_requirements_is_rejected(run, t
     manifest["files"] = [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
                          for n, d in sorted(members.items()) if n not in ("manifest.json", "manifest.json.sha256")]
     members["manifest.json"] = json.dumps(manifest).encode()
-    members["manifest.json.sha256"] = f"{hashlib.sha256(members['manifest.json']).hexdigest()}  manifest.json\n".encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
     forged = tmp_path / "self.zip"
     with zipfile.ZipFile(forged, "w") as archive:
         for name, data in members.items():

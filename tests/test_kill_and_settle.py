@@ -48,11 +48,13 @@ def applied(found, origin, operation_type=None):
 KILL_POINTS = {
     # name: (wallet fault, extra run flags, predicate on the journal records)
     "handwritten-early": (None, (), lambda r: len(intents(r, "execute")) >= 3),
+    "handwritten-later": (None, (), lambda r: len(intents(r, "execute")) >= 15),
     "handwritten-mid-request": ("slow-execute", (), lambda r: any(
         i["body"].get("operationType") == "NORMAL_CLOSE" for i in intents(r, "execute")) and in_flight(r)),
     "generated-slice": (None, ("--phases", "fuzzing"), lambda r: applied(r, "generated") >= 5),
     "run-mid-settle": ("slow-cancel", ("--phases", "fuzzing"),
                        lambda r: in_flight(r, "cancel", "compensation")),
+    "delivery-phase": (None, ("--phases", "delivery"), lambda r: len(intents(r, "execute")) >= 30),
 }
 
 
@@ -68,7 +70,7 @@ def test_sigkill_then_settle_restores_every_balance(tmp_path, point):
         finally:
             _kill(process)
         moved = _settle_until_exact(target, report_dir, before, point)
-        if point != "handwritten-early":  # the others kill with money moved by construction
+        if point not in ("handwritten-early", "handwritten-later", "delivery-phase"):  # moved by construction
             assert moved, "nothing had moved at the kill: the trial proves nothing"
 
 

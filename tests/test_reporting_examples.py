@@ -23,7 +23,7 @@ def test_the_example_profile_loads():
     assert profile.to_record()["headers"] == {"X-Gateway-Key": "<redacted>"}
     assert (profile.timeout, profile.rate_limit, profile.verify_tls) == (10.0, 20.0, True)
     assert (profile.seed, profile.max_examples, profile.report_dir) == (20261125, 100, "reports/wallet")
-    assert profile.phases == profiles.PHASES
+    assert set(profile.phases) <= set(profiles.PHASES)
 
 
 def test_flags_override_the_example_profile():
@@ -74,3 +74,11 @@ def test_the_nightly_workflow_keeps_the_exit_code_semantics():
     for code in ("0)", "1)", "4)", "3)"):
         assert code in verdict["run"]
     assert verdict["run"].rstrip().endswith('exit "$CODE"')
+
+
+def test_the_nightly_workflow_verifies_against_a_pinned_key():
+    workflow = yaml.safe_load((EXAMPLES / "nightly.yml").read_text())
+    steps = {step.get("name"): step for step in workflow["jobs"]["conformance"]["steps"]}
+    verify = steps["Verify the evidence bundle against the pinned key"]
+    assert 'conformance verify "${bundles[0]}" --fingerprint "$EVIDENCE_KEY_FINGERPRINT"' in verify["run"]
+    assert verify["env"]["EVIDENCE_KEY_FINGERPRINT"] == "${{ vars.EVIDENCE_KEY_FINGERPRINT }}"

@@ -143,7 +143,7 @@ def test_every_view_names_the_same_requirements(finished):
 
 @pytest.mark.slow
 def test_a_failed_run_shows_its_failure_in_junit_and_allure(finished):
-    name, requirement, done, report_dir = finished
+    _name, requirement, _done, report_dir = finished
     if requirement is None:
         pytest.skip("the conforming run has no failure")
     root = ET.parse(report_dir / "junit.xml").getroot()

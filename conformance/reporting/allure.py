@@ -256,7 +256,7 @@ def _evidence(results: Path, result: dict, row: dict, run: _Run) -> None:
 
 def requirement_result(results: Path, row: dict, run: _Run, start: int, stop: int) -> dict:
     """The Allure result of one requirement (``row``: its summary.json record); attachments written to ``results``."""
-    status = categories.allure_status(row["status"])
+    status = categories.allure_status(row["status"], row["level"])
     result: dict[str, Any] = {
         "uuid": str(uuid.uuid4()),
         "historyId": history.history_id(row["id"]),

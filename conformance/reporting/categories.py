@@ -35,7 +35,12 @@ CATEGORY_NAMES = {
 }
 
 
-def allure_status(status: str) -> str:
+def allure_status(status: str, level: str = "SHOULD") -> str:
+    """Allure's status for a verdict. An unjudged MUST is "broken" (could not be judged), not "skipped": it is
+    what makes the run incomplete, and Allure's percentage counts only passed against failed and broken (an
+    incomplete run shown as skipped would read 100%)."""
+    if status == "skipped" and level == "MUST":
+        return "broken"
     return STATUS[status][0]
 
 
@@ -49,7 +54,7 @@ def categories() -> list[dict[str, Any]]:
     for (status, level), name in CATEGORY_NAMES.items():
         table.append({
             "name": name,
-            "matchedStatuses": [allure_status(status)],
+            "matchedStatuses": [allure_status(status, level)],
             "messageRegex": rf"(?s){re.escape(headline(status, level))}\b.*",
         })
     return table

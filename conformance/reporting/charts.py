@@ -93,8 +93,9 @@ def money_series(ledger: dict[str, Any], times: dict[str, float]) -> dict[str, l
         if not applied_at:
             continue
         events.append((min(applied_at), currency, amount))
-        if entry.get("settlement") == "reversed":
-            reversed_at = [times[i] for i in entry.get("cancel_exchanges", []) if i in times]
+        if entry.get("settlement") == "reversed":  # cancels by exchange id, or (money journal) by request number
+            cancels = entry.get("cancel_exchanges") or entry.get("cancels") or []
+            reversed_at = [times[i] for i in cancels if i in times]
             if reversed_at:
                 events.append((max(min(reversed_at), min(applied_at)), currency, -amount))
     events.sort(key=lambda e: e[0])
@@ -137,6 +138,7 @@ def money_svg(series: dict[str, list[tuple[float, float, float]]], title: str = 
 
 
 def exchange_times(report_dir: Path) -> dict[str, float]:
+    """When each exchange started, by exchange id and by the requestUniqueNo it first carried."""
     times: dict[str, float] = {}
     path = report_dir / "exchanges.jsonl"
     if path.exists():
@@ -144,9 +146,14 @@ def exchange_times(report_dir: Path) -> dict[str, float]:
             for line in handle:
                 try:
                     record = json.loads(line)
-                    times[record["id"]] = float(record.get("started_at") or 0)
+                    at = float(record.get("started_at") or 0)
+                    times[record["id"]] = at
+                    body = json.loads((record.get("request") or {}).get("body") or "null")
                 except (ValueError, KeyError, TypeError):
                     continue
+                number = body.get("requestUniqueNo") if isinstance(body, dict) else None
+                if isinstance(number, str):  # the first call carrying a request number
+                    times.setdefault(number, at)
     return times
 
 

@@ -70,7 +70,7 @@ class Progress:
             from rich.progress import BarColumn, MofNCompleteColumn, SpinnerColumn, TextColumn, TimeElapsedColumn
             from rich.progress import Progress as Bar
 
-            console = Console(file=self.stream, highlight=False)
+            console = Console(file=self.stream, highlight=False, force_terminal=True)
             self._live = Bar(SpinnerColumn(), TextColumn("[bold]{task.fields[phase]}"), BarColumn(),
                              MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[waiting]}"),
                              console=console, transient=True, refresh_per_second=4)

@@ -21,6 +21,7 @@ from conformance.reporting.labels import reference_url
 TRACEABILITY_FILE = "traceability.json"
 EVIDENCE_KEPT = 200  # failing exchange ids listed per requirement (the count is always complete)
 GENERATED_PREFIX = "test_generated"
+JUDGED = ("passed", "violated", "unanswered")  # conformance.checks.Status values that judged the target
 
 
 def scenario_test_name(phase: str, operation: str | None, mode: str) -> str:
@@ -86,7 +87,10 @@ def build(report_dir: Path, summary: dict[str, Any]) -> dict[str, Any]:
         rid = outcome.get("requirement")
         if not rid:
             continue
-        passed = bool(outcome.get("passed"))
+        status = outcome.get("status") or ("passed" if outcome.get("passed") else "violated")
+        if status not in JUDGED:  # blocked, not applicable, suite defect: the target was not put to the rule
+            continue
+        passed = status == "passed"
         evaluations[rid] += 1
         per_check[rid][(outcome.get("check"), passed)] += 1
         if not passed:
