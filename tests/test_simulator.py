@@ -278,7 +278,7 @@ def test_summary_section_reads_the_scenario_log(tmp_path):
              "execute_latency_ms": {"count": 4, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 2.0, "max_ms": 2.0},
              "exchanges": ["x1"]})
     section = summary_section(tmp_path)
-    assert section["latency_under_load"]["c4"]["p95_ms"] == 2.0
+    assert section["latency"]["c=4"]["p95_ms"] == 2.0
     assert section["settings"] == {"concurrency": 8}
     assert "exchanges" not in section["scenarios"][0]
     assert summary_section(tmp_path / "nothing") is None
