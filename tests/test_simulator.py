@@ -453,3 +453,27 @@ def test_the_delivery_phase_is_selected_apart_from_handwritten():
     assert item_phase(_Item("test_adjustments.py::test_execute_latency")) == "handwritten"
     assert item_phase(_Item("test_generated.py::test_generated_slice[x]", ("scenario",))) == "generated"
     assert "delivery" in profiles.PHASES
+
+
+def test_a_lost_answer_sends_url_credentials_as_basic_auth_never_in_the_host(tmp_path):
+    seen = {}
+
+    class Recording(_Slow):
+        delay = 0.0
+
+        def do_POST(self):
+            seen["host"], seen["auth"] = self.headers["Host"], self.headers["Authorization"]
+            super().do_POST()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        with live(tmp_path, f"http://user:s%40cret@127.0.0.1:{port}") as (sim, _):
+            lost = sim.platform.lose_answer(CANCEL, {"requestUniqueNo": "C1"}, "delivery/t")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "began to answer" in lost.error
+    assert seen["host"] == f"127.0.0.1:{port}"
+    assert seen["auth"] == "Basic dXNlcjpzQGNyZXQ="  # user:s@cret
