@@ -477,3 +477,16 @@ def test_a_lost_answer_sends_url_credentials_as_basic_auth_never_in_the_host(tmp
     assert "began to answer" in lost.error
     assert seen["host"] == f"127.0.0.1:{port}"
     assert seen["auth"] == "Basic dXNlcjpzQGNyZXQ="  # user:s@cret
+
+
+def test_long_windows_add_their_own_replays(tmp_path):
+    with wallet() as url, live(tmp_path, url) as (sim, _):
+        sim.retry_window, sim.long_windows = 0.2, (0.6,)
+        began = time.monotonic()
+        stories = plays.spread_replays(sim)
+        took = time.monotonic() - began
+    assert [s.scenario for s in stories] == ["replays-over-0.2s", "replays-over-0.6s"]
+    assert took >= 0.8  # each window is waited out: the replays really are spread over it
+    spread = [r.started_at for r in stories[1].parts["replays"]]
+    assert max(spread) - stories[1].parts["execute"].started_at >= 0.6
+    assert plays.LONG_RETRY_WINDOWS == (30.0, 120.0)
