@@ -34,6 +34,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -98,9 +99,21 @@ def execute_status(exchange: Any) -> str:
     return "unknown"  # no answer, a bare 4xx/5xx, a cut or contradictory answer: money may have moved
 
 
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def amount_of(body: Any) -> Decimal | None:
+    """|amount| of an execute in the documented plain-decimal form, else None (not bounded).
+
+    Forms a conforming wallet must refuse ("1e3", " 5", 5 as a number) are the validation probes'
+    business: bounding them would refuse the probe itself; if a wallet wrongly applies one, the
+    journal has it and settle reverses it like any other.
+    """
+    amount = body.get("amount") if isinstance(body, dict) else None
+    if not isinstance(amount, str) or not PLAIN_DECIMAL.fullmatch(amount):
+        return None
     try:
-        return abs(Decimal(str(body.get("amount")))) if isinstance(body, dict) else None
+        return abs(Decimal(amount))
     except (InvalidOperation, ValueError):
         return None
 

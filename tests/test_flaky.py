@@ -202,7 +202,8 @@ def test_generated_failures_are_replayed_only_when_every_one_can_be():
 
 
 # ------------------------------------------------------------------ the reference wallet's own flaky fault
-#: Two one-call tests: with one profile account the preflight is answer 1, these are answers 2 and 3.
+#: Two one-call tests: with one profile account the preflight is answer 1, these are answers 2 and 3; three
+#: replays of the second are answers 4 to 6, so the run's last call (the end balance read) is answer 7.
 ONE_CALL_TESTS = "test_balance_names_the_requested_user or test_balance_of_unknown_account_is_refused"
 
 
@@ -214,20 +215,22 @@ def _run_selected(fault: str, report_dir: Path, monkeypatch) -> dict:
     monkeypatch.setattr(runs, "_pytest_args", lambda d, v: [*original(d, v), "-k", ONE_CALL_TESTS])
     with serve(WalletConfig(fault=fault)) as url:
         profile = profiles.build({"base_url": url, "accounts": ["W-1001:86000001:USD"], "report_dir": str(report_dir),
-                                  "html": False, "phases": "handwritten", "rate_limit": 0}, environ={})
+                                  "html": False, "phases": "handwritten", "rate_limit": 0, "replays": 3},
+                                 environ={})
         return runs.execute(profile).summary
 
 
 def test_the_wallets_one_in_three_trace_fault_is_flaky(tmp_path, monkeypatch):
-    """Fault flaky-trace-echo breaks every third answer: here the second test's probe, not its first replay."""
+    """Fault flaky-trace-echo breaks every third answer: here the second test's probe, not its next two replays."""
     summary = _run_selected("flaky-trace-echo", tmp_path / "wallet-flaky", monkeypatch)
     env = row(summary, "ENV-005")
     assert env["status"] == "flaky", env
-    assert list(env["attempts"].values()) == [["violated", "passed", "violated"]]
+    assert list(env["attempts"].values()) == [["violated", "passed", "passed", "violated"]]
     log = summary["replays"]["log"]
     assert [(e["origin"], e["attempt"], e["reproduced"]) for e in log] == [
         ("test_balance.py::test_balance_of_unknown_account_is_refused", 1, []),
-        ("test_balance.py::test_balance_of_unknown_account_is_refused", 2, ["ENV-005"]),
+        ("test_balance.py::test_balance_of_unknown_account_is_refused", 2, []),
+        ("test_balance.py::test_balance_of_unknown_account_is_refused", 3, ["ENV-005"]),
     ]
     assert summary["exit_code"] != 1, "a flaky MUST does not fail the run"
 

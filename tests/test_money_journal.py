@@ -141,10 +141,14 @@ def test_a_stopping_run_refuses_new_traffic_but_not_settling(tmp_path):
 
 
 def test_exposure_bounds(tmp_path):
-    money = MoneyJournal(tmp_path, bounds=Bounds(max_outstanding=2, max_executes=3,
+    money = MoneyJournal(tmp_path, bounds=Bounds(max_outstanding=2, max_executes=4,
                                                  max_execute_amount=Decimal("10")))
     with pytest.raises(ExposureRefused):
         money.admit("executeAdjustment", {**EXECUTE, "amount": "-10.01"}, "handwritten/t")
+    # a validation probe's non-plain amount is the probe's business (a conforming wallet refuses it)
+    money.admit("executeAdjustment", {**EXECUTE, "amount": "1e3", "requestUniqueNo": "E-probe"}, "handwritten/t")
+    money.outcome(money.state.intents and max(money.state.intents),
+                  execute("E-probe", reply=envelope(code="INVALID_PARAMETER", ok=False)))
     settled = []
     money.on_limit = lambda: settled.append(len(money.outstanding()))
     journal_execute(money, execute("E-1"))

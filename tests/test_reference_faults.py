@@ -692,7 +692,7 @@ def test_faults_per_requirement_family():
     assert set(families) == {"ENV", "HDR", "VAL", "CUR", "BAL", "EXE", "CAN", "ROB", "DLV"}
 
 
-# ---------------------------------------------------------------- faults stay narrow: one rule broken, not its neighbours
+# ---------------------------------------------------------------- faults stay narrow: one rule, not its neighbours
 
 
 def test_lost_cancel_fault_keeps_concurrent_duplicates_idempotent():

@@ -126,8 +126,10 @@ def test_settle_puts_money_back_once_and_is_idempotent(tmp_path):
         client.close()
         money.close()
 
-        code, lines, _ = run_settle(tmp_path / "run")
+        code, lines, _ = run_settle(tmp_path / "run", headers=["X-Gateway-Key: topsecret-value-4711"])
         assert code == 0, lines
+        for path in (tmp_path / "run").iterdir():  # the secret was sent, and stored nowhere
+            assert b"topsecret-value-4711" not in path.read_bytes(), path.name
         check = Client(Profile(base_url=url))
         assert _balance(check, account) == before
         state = read(tmp_path / "run" / JOURNAL_FILE)

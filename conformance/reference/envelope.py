@@ -26,7 +26,7 @@ ERROR_STATUS = {
     "INVALID_HEADER": 400,
     "INVALID_JSON": 400,
     "INVALID_PARAMETER": 400,
-    "UNSUPPORTED_MEDIA_TYPE": 400,
+    "UNSUPPORTED_MEDIA_TYPE": 415,  # Spring's answer to a body that is not application/json
     "ACCOUNT_NOT_FOUND": 404,
 }
 # variant numeric-error-codes: the wallet's numeric code for each failure (unlisted: "9999")
