@@ -58,7 +58,7 @@ def _run_arguments(parser: argparse.ArgumentParser) -> None:
     add("--retry-window", type=float,
         help="delivery phase: seconds over which replays are spread (default 2.5, at most 60)")
     add("--long-retry-windows", action="store_const", const=True, default=None,
-        help="delivery phase: also replay after 30 s and 120 s (adds about 2 minutes to the run)")
+        help="delivery phase: also replay after 30 s and 120 s (adds about 2.5 minutes to the run)")
     add("--compare", metavar="PREVIOUS_SUMMARY", help="a previous summary.json: list regressions and recoveries")
     add("--history", metavar="PREVIOUS_REPORT_DIR", help="a previous report dir whose Allure history to carry over")
     add("--signing-key", help="an Ed25519 private key (PEM) to sign the evidence bundle")

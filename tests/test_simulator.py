@@ -278,7 +278,7 @@ def test_summary_section_reads_the_scenario_log(tmp_path):
              "execute_latency_ms": {"count": 4, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 2.0, "max_ms": 2.0},
              "exchanges": ["x1"]})
     section = summary_section(tmp_path)
-    assert section["latency_under_load"]["c4"]["p95_ms"] == 2.0
+    assert section["latency"]["c=4"]["p95_ms"] == 2.0
     assert section["settings"] == {"concurrency": 8}
     assert "exchanges" not in section["scenarios"][0]
     assert summary_section(tmp_path / "nothing") is None
@@ -453,3 +453,40 @@ def test_the_delivery_phase_is_selected_apart_from_handwritten():
     assert item_phase(_Item("test_adjustments.py::test_execute_latency")) == "handwritten"
     assert item_phase(_Item("test_generated.py::test_generated_slice[x]", ("scenario",))) == "generated"
     assert "delivery" in profiles.PHASES
+
+
+def test_a_lost_answer_sends_url_credentials_as_basic_auth_never_in_the_host(tmp_path):
+    seen = {}
+
+    class Recording(_Slow):
+        delay = 0.0
+
+        def do_POST(self):
+            seen["host"], seen["auth"] = self.headers["Host"], self.headers["Authorization"]
+            super().do_POST()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        with live(tmp_path, f"http://user:s%40cret@127.0.0.1:{port}") as (sim, _):
+            lost = sim.platform.lose_answer(CANCEL, {"requestUniqueNo": "C1"}, "delivery/t")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert "began to answer" in lost.error
+    assert seen["host"] == f"127.0.0.1:{port}"
+    assert seen["auth"] == "Basic dXNlcjpzQGNyZXQ="  # user:s@cret
+
+
+def test_long_windows_add_their_own_replays(tmp_path):
+    with wallet() as url, live(tmp_path, url) as (sim, _):
+        sim.retry_window, sim.long_windows = 0.2, (0.6,)
+        began = time.monotonic()
+        stories = plays.spread_replays(sim)
+        took = time.monotonic() - began
+    assert [s.scenario for s in stories] == ["replays-over-0.2s", "replays-over-0.6s"]
+    assert took >= 0.8  # each window is waited out: the replays really are spread over it
+    spread = [r.started_at for r in stories[1].parts["replays"]]
+    assert max(spread) - stories[1].parts["execute"].started_at >= 0.6
+    assert plays.LONG_RETRY_WINDOWS == (30.0, 120.0)

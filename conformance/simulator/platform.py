@@ -13,6 +13,7 @@ seen by the money ledger) and adds what the platform does and the plain client d
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import json
 import select
@@ -24,7 +25,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from requests.adapters import HTTPAdapter
 
@@ -203,8 +204,12 @@ def _send_and_drop(request: Request, profile, *, wait_s: float) -> str:
     secure = parts.scheme == "https"
     port = parts.port or (443 if secure else 80)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [f"POST {target} HTTP/1.1", f"Host: {parts.netloc}", f"Content-Length: {len(request.body)}",
-             "Connection: close"]
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    lines = [f"POST {target} HTTP/1.1", f"Host: {host}" + (f":{parts.port}" if parts.port else ""),
+             f"Content-Length: {len(request.body)}", "Connection: close"]
+    if parts.username is not None:  # credentials in the base URL: HTTP basic auth, as requests sends them
+        pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        lines.append("Authorization: Basic " + base64.b64encode(pair).decode("ascii"))
     lines += [f"{name}: {value}" for name, value in request.headers]
     raw = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + request.body
     try:

@@ -46,7 +46,7 @@ class ScenarioLog:
 
 
 def summary_section(report_dir: Path | str) -> dict[str, Any] | None:
-    """The ``delivery`` section of summary.json: settings, latency under load per level, every scenario.
+    """The ``delivery`` section of summary.json: settings, execute latency per concurrency level, every scenario.
 
     None when the phase did not run (no delivery.json).
     """
@@ -56,11 +56,11 @@ def summary_section(report_dir: Path | str) -> dict[str, Any] | None:
     data = json.loads(path.read_text(encoding="utf-8"))
     scenarios = data.get("scenarios", [])
     load = {
-        f"c{record['concurrency']}": record["execute_latency_ms"] | {"outcome": record.get("outcome")}
+        f"c={record['concurrency']}": record["execute_latency_ms"] | {"outcome": record.get("outcome")}
         for record in scenarios if record["requirement"] == "DLV-010"
     }
     return {
         "settings": data.get("settings", {}),
-        "latency_under_load": load,
+        "latency": load,  # execute latency per concurrency level (reporting.charts draws it)
         "scenarios": [{k: v for k, v in record.items() if k != "exchanges"} for record in scenarios],
     }

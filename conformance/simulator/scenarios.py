@@ -24,6 +24,8 @@ from conformance.simulator.platform import Platform
 
 #: The opt-in long retry windows (seconds): replays after these delays (--long-retry-windows).
 LONG_RETRY_WINDOWS = (30.0, 120.0)
+#: Rounds of N concurrent duplicates (each on its own requestUniqueNo).
+CONCURRENT_ROUNDS = 3
 #: Executes per level of the load scenario: the level, and at least this many.
 LOAD_MIN_EXECUTES = 4
 
@@ -166,6 +168,7 @@ class Simulation:
     number: Callable[[str], str]
     retry_window: float = 2.5
     long_windows: tuple[float, ...] = ()
+    max_execute_amount: Decimal | None = None  # the run's exposure bound on one execute (None = none)
     _digits: dict[TestAccount, int] = field(default_factory=dict)
 
     def desk(self, scenario: str, account: TestAccount | None = None) -> Desk:
@@ -268,10 +271,12 @@ def spread_replays(sim: Simulation) -> list[Story]:
 
 # ---------------------------------------------------------------- DLV-004
 def duplicate_deliveries(sim: Simulation) -> list[Story]:
-    """Three sequential deliveries of one execute and of its cancel; then N concurrent ones of another."""
+    """Three sequential deliveries of one execute and of its cancel; then N concurrent ones of another, in
+    CONCURRENT_ROUNDS rounds (a race shows on most rounds, not on every one: one round proves little)."""
     stories = []
-    for mode in ("sequential", "concurrent"):
-        name = f"duplicates-{mode}"
+    modes = ["sequential"] + ["concurrent"] * CONCURRENT_ROUNDS
+    for round_, mode in enumerate(modes):
+        name = f"duplicates-{mode}" + (f"-{round_}" if mode == "concurrent" else "")
         desk = sim.desk(name)
         copies = 3 if mode == "sequential" else max(2, sim.concurrency)
         story = Story(name, checks.duplicate_deliveries_move_once, {}, concurrency=1 if mode == "sequential"
@@ -399,19 +404,33 @@ def every_operation_type(sim: Simulation) -> list[Story]:
 
 # ---------------------------------------------------------------- DLV-009
 def refused_adjustments(sim: Simulation) -> list[Story]:
-    """An execute the balance cannot cover, then its cancel; a cancel of a number never sent."""
-    desk = sim.desk("refused-execute")
+    """An execute the balance cannot cover, then its cancel; a cancel of a number never sent.
+
+    The over-balance debit is made on the profile account with the smallest positive balance, only when it
+    stays within the run's exposure bound (--max-execute-amount); otherwise it is not sent, and says so.
+    """
+    desks = [sim.desk("refused-execute", account) for account in sim.accounts]
+    balances = [(desk.current(desk.balance()), index) for index, desk in enumerate(desks)]
+    # the smallest positive balance: a replay of this probe must find money to (wrongly) take again
+    smallest, index = min([b for b in balances if b[0] > 0] or balances)
+    desk = desks[index]
+    too_much = abs(smallest) + Decimal(1).scaleb(-desk.digits)  # one minor unit more than there is
     story = Story("refused-execute", checks.refused_adjustments_move_nothing, {},
-                  note="a debit of the balance plus 1000, then its cancel")
-    before = desk.balance()
-    too_much = abs(desk.current(before)) + Decimal(1000)
-    body = desk.execute_body(units=too_much)
-    execute = desk.execute(body)
-    after_execute = desk.balance()
-    cancel = desk.cancel(desk.cancel_body(body))
-    story.parts = {"before": before, "execute": execute, "after_execute": after_execute, "cancel": cancel,
-                   "after_cancel": desk.balance()}
-    stories = [_timed(story)]
+                  note=f"a debit of {desk.amount(too_much)} on {desk.account} (balance {smallest}), then its cancel")
+    if sim.max_execute_amount is not None and too_much > sim.max_execute_amount:
+        story.note = (f"not sent: a debit the smallest balance cannot cover ({desk.amount(too_much)} on "
+                      f"{desk.account}) is above the run's --max-execute-amount {sim.max_execute_amount}")
+        story.parts = {"before": desk.balance()}  # nothing refused, nothing said: not applicable
+        stories = [_timed(story)]
+    else:
+        before = desk.balance()
+        body = desk.execute_body(units=too_much)
+        execute = desk.execute(body)
+        after_execute = desk.balance()
+        cancel = desk.cancel(desk.cancel_body(body))
+        story.parts = {"before": before, "execute": execute, "after_execute": after_execute, "cancel": cancel,
+                       "after_cancel": desk.balance()}
+        stories = [_timed(story)]
 
     desk = sim.desk("never-received-cancel")
     story = Story("never-received-cancel", checks.refused_adjustments_move_nothing, {},

@@ -36,6 +36,7 @@ def simulation(profile, journal, state, accounts):
         number=state.request_number,
         retry_window=profile.retry_window,
         long_windows=LONG_RETRY_WINDOWS if profile.long_retry_windows else (),
+        max_execute_amount=profile.effective_max_execute_amount,
     )
     platform.close()  # waits (bounded) for executes cut off at the deadline: the ledger must see them
     client.close()
