@@ -8,6 +8,7 @@ import time
 
 from conformance import __version__, contract, verdicts, waivers
 from conformance.profile import Profile
+from conformance.simulator.report import summary_section
 
 
 def build_summary(profile: Profile, state, started: float, *, leftover: list, pytest_exit: int) -> dict:
@@ -69,6 +70,7 @@ def build_summary(profile: Profile, state, started: float, *, leftover: list, py
         "test_results": state.test_results,
         "generated": [s.to_record() for s in state.scenarios],
         "latency": verdicts.latency(journal.exchanges),
+        "delivery": summary_section(journal.directory),  # the platform simulator: latency under load, scenarios
         "money": {k: v for k, v in state.ledger.summary().items() if k != "entries"},
         "exchanges": len(journal.exchanges),
         "suite_errors": suite_errors,

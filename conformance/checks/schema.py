@@ -178,6 +178,7 @@ def implausible(exchange) -> list[str]:
     documented = set(operation.request_schema.get("properties", {}))
     reasons = [f"undocumented field {name!r}" for name in body if name not in documented]
     reasons += [f"null {name}" for name, value in body.items() if value is None]
+    reasons += [f"empty {name}" for name, value in body.items() if value == ""]
     if "ip" in body:
         try:
             ipaddress.ip_address(str(body["ip"]))

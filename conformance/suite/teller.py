@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from conformance.checks import NEVER_SENT_PREFIX, UNKNOWN_ACCOUNT_PREFIX
+from conformance.checks import UNKNOWN_ACCOUNT_PREFIX
 from conformance.checks.money import balance_amount, balance_data, digits_of
 from conformance.exchange import Exchange
 from conformance.profile import TestAccount
@@ -83,13 +83,20 @@ class Teller:
         }
 
     def body_for(self, operation: str, account: TestAccount) -> dict:
-        """A valid body for ``operation`` (execute: a small debit; cancel: of a never-sent number)."""
+        """A valid body for ``operation`` (execute: a small debit; cancel: of a small debit sent just now).
+
+        A cancel probe names an execute the wallet really received and applied: a wallet that validates
+        nothing on cancel would reverse it and answer "0", which the probe's rule sees. (Cancelling a number
+        never sent would be answered US_0000002 with ok=false by such a wallet: a refusal for the wrong
+        reason, a quiet pass.) The debit is compensated like every other adjustment of the run.
+        """
         if operation == "getUserAmount":
             return self.balance_body(account)
         execute = self.execute_body(account, self.amount(account))
         if operation == "executeAdjustment":
             return execute
-        return self.cancel_body(execute, reverse=f"{NEVER_SENT_PREFIX}{self.state.request_number('x')}"[:48])
+        self.execute(execute)
+        return self.cancel_body(execute)
 
     # ----------------------------------------------------------------- calls
     def call(self, operation: str, body: Any = None, **kwargs: Any) -> Exchange:

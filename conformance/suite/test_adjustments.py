@@ -128,12 +128,16 @@ def test_cancel_of_never_received_request(teller, journal, ctx, account, state):
 
 
 @pytest.mark.requirement("CAN-002", "EXE-006", "CAN-008")
-def test_cancel_of_rejected_execute(teller, journal, ctx, account):
-    before = teller.balance(account)
-    require_answer(before)
+def test_cancel_of_rejected_execute(teller, journal, ctx, accounts):
+    """The smallest overdraft (one unit more than the balance) on the account that holds least, so the
+    probe fits the run's money bound (--max-execute-amount) wherever an account holds little."""
+    balances = {account: teller.balance(account) for account in accounts}
+    require_answer(*balances.values())
+    account = min(accounts, key=lambda a: teller.current_balance(balances[a]))
+    before = balances[account]
     balance = teller.current_balance(before)
     digits = teller.digits(account)
-    too_much = format_amount(abs(balance) + Decimal(1000), digits)
+    too_much = format_amount(max(balance, Decimal(0)) + Decimal(1).scaleb(-digits), digits)
     execute_body = teller.execute_body(account, too_much)  # a debit the balance cannot cover
     execute = teller.execute(execute_body)
     after_execute = teller.balance(account)
