@@ -54,7 +54,7 @@ class Secrets:
     def build(cls, headers: Iterable[tuple[str, str]] = (), urls: Iterable[str | None] = (),
               values: Iterable[str] = ()) -> Secrets:
         headers = tuple(headers)
-        names = {name.lower() for name, _ in headers}
+        names = {name.lower() for name, _ in headers if name}
         found = [value for _, value in headers if value]
         pairs = []
         for url in urls:
