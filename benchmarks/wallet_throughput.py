@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import re
 import shutil
 import statistics
@@ -187,17 +188,24 @@ def serve_stdlib() -> None:
 
 
 @contextlib.contextmanager
-def subprocess_server(command: list[str]) -> Iterator[str]:
+def subprocess_server(command: list[str]) -> Iterator[tuple[str, int]]:
+    """(base URL, pid) of a server subprocess, stopped when the block exits."""
     process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
     try:
         line = process.stdout.readline().strip()
         if not line.startswith("listening on "):
             raise SystemExit(f"{command} did not start: {line!r}")
-        yield line.removeprefix("listening on ")
+        yield line.removeprefix("listening on "), process.pid
     finally:
         process.terminate()
         process.wait(timeout=15)
         process.stdout.close()
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used (Linux /proc): cost per request, whatever else runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(url: str, script: Path, args: argparse.Namespace) -> tuple[float, str]:
@@ -208,7 +216,7 @@ def run_wrk(url: str, script: Path, args: argparse.Namespace) -> tuple[float, st
     if "Non-2xx" in output or "Socket errors" in output:
         raise SystemExit(f"wrk saw errors:\n{output}")
     rate = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))
-    p50 = re.search(r"50%\s+(\S+)", output).group(1)
+    p50 = re.search(r"^\s+50%\s+(\S+)", output, re.MULTILINE).group(1)
     return rate, p50
 
 
@@ -222,24 +230,32 @@ def compare(args: argparse.Namespace) -> int:
         "stdlib": [sys.executable, __file__, "--stdlib-server"],
     }
     rates: dict[str, list[float]] = {name: [] for name in servers}
+    costs: dict[str, list[float]] = {name: [] for name in servers}  # server CPU microseconds per request
     print(f"wrk -t{args.wrk_threads} -c{args.connections} -d{args.duration}s, keep-alive POST balance query, "
           f"{args.rounds} rounds, servers alternate")
     with tempfile.TemporaryDirectory() as scratch:
         script = Path(scratch) / "balance.lua"
         script.write_text(WRK_SCRIPT % {"body": body})
-        with subprocess_server(servers["wallet"]) as wallet_url, subprocess_server(servers["stdlib"]) as stdlib_url:
-            urls = {"wallet": wallet_url, "stdlib": stdlib_url}
-            for name, url in urls.items():  # same envelope from both, and a warm-up
+        with subprocess_server(servers["wallet"]) as wallet, subprocess_server(servers["stdlib"]) as stdlib:
+            targets = {"wallet": wallet, "stdlib": stdlib}
+            for name, (url, _) in targets.items():  # same envelope from both, and a warm-up
                 answer = requests.post(url + "/get-user-amount", json=ACCOUNT, headers={**HEADERS, "trace": "t"})
                 assert answer.json()["code"] == "0", (name, answer.text)
             for round_number in range(1, args.rounds + 1):
-                for name, url in urls.items():
+                for name, (url, pid) in targets.items():
+                    cpu_before = cpu_seconds(pid)
                     rate, p50 = run_wrk(url, script, args)
+                    cost = (cpu_seconds(pid) - cpu_before) / (rate * args.duration) * 1e6
                     rates[name].append(rate)
-                    print(f"round {round_number}  {name:<7} {rate:>9.0f} req/s  p50 {p50}")
+                    costs[name].append(cost)
+                    print(f"round {round_number}  {name:<7} {rate:>9.0f} req/s  p50 {p50:>8}  "
+                          f"server CPU {cost:>5.0f} us/request")
     wallet_rate, stdlib_rate = statistics.median(rates["wallet"]), statistics.median(rates["stdlib"])
+    wallet_cost, stdlib_cost = statistics.median(costs["wallet"]), statistics.median(costs["stdlib"])
     print(f"median  wallet {wallet_rate:.0f} req/s, stdlib ThreadingHTTPServer {stdlib_rate:.0f} req/s, "
           f"ratio {wallet_rate / stdlib_rate:.2f}x")
+    print(f"median server CPU per request: wallet {wallet_cost:.0f} us, stdlib {stdlib_cost:.0f} us "
+          f"(efficiency ratio {stdlib_cost / wallet_cost:.2f}x; steadier than req/s on a shared machine)")
     return 0
 
 

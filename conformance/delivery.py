@@ -19,9 +19,15 @@ This is modelled once, here, as a small explicit state machine with pure transit
 
 ``NEW --cancel sent-->`` is a cancel sent for an execute whose fate the caller does not
 know (the suite's compensation, a cancel before its execute); ``PLACED --cancel sent-->``
-the reversal of a placed order. :func:`settle_order` runs the whole conversation and
-:func:`reverse_order` only its cancel part, both through an injected ``send`` and
-``clock``, so the simulator, the suite's compensation and the unit tests share it.
+the reversal of a placed order.
+
+Three entry points, all through an injected ``send`` and ``clock`` (so the simulator, the suite's
+compensation and the unit tests share one model):
+
+- :func:`deliver_order`: the whole conversation as the platform runs it (execute, deadline, cancel);
+- :func:`settle_order`: settle an execute ALREADY SENT whose fate is unknown (the suite's compensation
+  and ``conformance settle``): it never sends the execute, only its cancel, retried until definitive;
+- :func:`reverse_order`: the cancel part alone, for an order the caller knows is placed or unknown.
 """
 
 from __future__ import annotations
@@ -225,7 +231,7 @@ class SettleResult:
         return tuple(e for e in self.exchanges if e.operation == CANCEL)
 
 
-def settle_order(
+def deliver_order(
     execute_body: Any,
     cancel_body: Any,
     send: Send,
@@ -250,6 +256,23 @@ def settle_order(
     if state is State.PLACED:
         return SettleResult(State.PLACED, (execute,), tuple(states))
     return _cancel(state, states, [execute], cancel_body, send, policy or CancelPolicy(), clock, cut_off=reason)
+
+
+def settle_order(
+    execute_body: Any,
+    cancel_body: Any,
+    send: Send,
+    policy: CancelPolicy | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+) -> SettleResult:
+    """Settle an execute already sent (its fate unknown): its cancel, retried until definitive or budget spent.
+
+    Never sends the execute. ``execute_body`` is the execute being settled (the caller's record of what
+    was sent; ``cancel_body`` names it by ``reverseRequestUniqueNo``). CANCELLED: the wallet gave a
+    definitive answer ("0" reversed it, US_0000001/US_0000002 nothing was applied); UNSETTLED: it did not.
+    """
+    del execute_body  # what is settled is named by the cancel; kept in the signature the callers share
+    return reverse_order(cancel_body, send, policy, clock)
 
 
 def reverse_order(

@@ -5,28 +5,25 @@ generated alike). An execute that the wallet applied, or whose outcome is
 unknown (no answer, a server error, a body that is not the envelope), is money
 the suite may have moved. It stays *outstanding* until a cancel for its
 requestUniqueNo answers code "0" (reversed), US_0000001 or US_0000002 (nothing
-was applied). :meth:`Ledger.compensate` sends the cancels still owed at the end
-of a run, exactly as the platform does after a failed execute (reference §2.6),
-and the run reports what it moved and what it compensated.
+was applied). The ledger judges each first cancel against its execute.
 
 With a write-ahead :class:`~conformance.money_journal.MoneyJournal` attached
 (``conformance run`` always attaches one), the journal is the record of money:
 :meth:`Ledger.summary` (ledger.json, summary.json's money section) is derived
-from it, and compensation is :func:`conformance.settle.settle_outstanding`,
-the same code ``conformance settle`` runs after a crash.
+from it, and compensation (the cancels still owed, sent as the platform sends
+them, reference §2.6) is :func:`conformance.settle.settle_outstanding`, the
+same code ``conformance settle`` runs after a crash.
 """
 
 from __future__ import annotations
 
 import threading
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.exchange import Exchange
 
 SETTLED_CODES = {"0": "reversed", "US_0000001": "not applied", "US_0000002": "never received"}
-COMPENSATION_TRIES = 3
 
 
 @dataclass
@@ -118,19 +115,6 @@ class Ledger:
         with self._lock:
             return [e for e in self.entries.values() if e.outstanding]
 
-    def compensate(self, client: Any) -> list[Entry]:
-        """Cancel every adjustment still outstanding; return those that could not be settled."""
-        for entry in self.outstanding():
-            if not entry.cancellable:
-                continue
-            for attempt in range(COMPENSATION_TRIES):
-                cancel = compensation_body(entry.body, attempt)
-                client.call("cancelAdjustment", cancel, origin="compensation/ledger")
-                if not entry.outstanding:
-                    entry.compensated_by_suite = True
-                    break
-        return self.outstanding()
-
     def summary(self) -> dict[str, Any]:
         if self.money is not None:  # the write-ahead journal knows what memory may not (a call cut mid-flight)
             return self.money.summary()
@@ -147,26 +131,3 @@ class Ledger:
             "outstanding": [e.to_record() for e in entries if e.outstanding],
             "entries": [e.to_record() for e in entries if e.outcome != "rejected"],
         }
-
-
-def compensation_body(execute: dict, attempt: int = 0) -> dict:
-    """The cancel the platform would send for an execute (reference §5.1)."""
-    import time
-
-    amount = str(execute.get("amount", "0"))
-    body = {
-        "thirdServerCode": execute.get("thirdServerCode"),
-        "userName": execute.get("userName"),
-        "currency": execute.get("currency"),
-        "bizType": execute.get("bizType"),
-        "amount": amount.lstrip("-"),
-        "amountDigits": execute.get("amountDigits"),
-        "requestUniqueNo": f"conformance-comp-{uuid.uuid4().hex[:24]}",
-        "reverseRequestUniqueNo": execute.get("requestUniqueNo"),
-        "requestTime": int(time.time() * 1000),
-        "ip": execute.get("ip") or "127.0.0.1",
-        "cancelRemark": f"conformance suite compensation (attempt {attempt + 1})",
-    }
-    if "orderId" in execute:
-        body["orderId"] = execute["orderId"]
-    return body

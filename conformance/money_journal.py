@@ -23,7 +23,8 @@ Record kinds (one JSON object per line, ``"kind"`` says which):
   cancel: settled|unsettled), ``code``, ``http``, ``exchange``
 - ``balance``: ``when`` (preflight|end|settle), ``account``, ``amount`` (the wallet's string), ``digits``
 - ``refused``: an execute the exposure bounds did not let out (``reason``)
-- ``settle``: a settle pass's result (``settled``, ``outstanding``)
+- ``settle``: a settle pass's result (``settled``, ``outstanding``); with ``void``, why nothing is owed
+  any more (the run's embedded, in-memory wallet ended with it)
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -41,6 +43,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from conformance.delivery import definitive_cancel_code
 
 JOURNAL_FILE = "money-journal.jsonl"
 EXECUTE, CANCEL = "executeAdjustment", "cancelAdjustment"
@@ -95,9 +99,21 @@ def execute_status(exchange: Any) -> str:
     return "unknown"  # no answer, a bare 4xx/5xx, a cut or contradictory answer: money may have moved
 
 
+PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+
+
 def amount_of(body: Any) -> Decimal | None:
+    """|amount| of an execute in the documented plain-decimal form, else None (not bounded).
+
+    Forms a conforming wallet must refuse ("1e3", " 5", 5 as a number) are the validation probes'
+    business: bounding them would refuse the probe itself; if a wallet wrongly applies one, the
+    journal has it and settle reverses it like any other.
+    """
+    amount = body.get("amount") if isinstance(body, dict) else None
+    if not isinstance(amount, str) or not PLAIN_DECIMAL.fullmatch(amount):
+        return None
     try:
-        return abs(Decimal(str(body.get("amount")))) if isinstance(body, dict) else None
+        return abs(Decimal(amount))
     except (InvalidOperation, ValueError):
         return None
 
@@ -162,6 +178,7 @@ class State:
         self.balances: dict[str, dict[str, dict]] = {}  # when -> account -> record (last wins)
         self.refused: list[dict] = []
         self.settles: list[dict] = []
+        self.void: str | None = None  # why nothing can be owed any more (the embedded wallet died with its run)
         self.torn = 0
 
     def apply(self, record: dict) -> None:
@@ -178,6 +195,8 @@ class State:
             self.refused.append(record)
         elif kind == "settle":
             self.settles.append(record)
+            if record.get("void"):
+                self.void = record["void"]
 
     def _intent(self, record: dict) -> None:
         self.intents[record["seq"]] = record
@@ -210,20 +229,20 @@ class State:
         entry = self.adjustments.get(intent.get("reverse") or "")
         if entry is None:
             return
-        code = record.get("code")
+        code = record.get("definitive")  # "0" with ok true, US_0000001, US_0000002 (conformance.delivery)
         for cancel in entry.cancels:
             if cancel["seq"] == intent["seq"]:
-                cancel["code"] = code
+                cancel["code"] = record.get("code")
         # only a success settles money that moved; "not applied"/"never received" settle the others
         if code in SETTLED_CODES and entry.settlement != "reversed" and (code == "0" or entry.outcome != "applied"):
             entry.settlement = SETTLED_CODES[code]
             entry.settled_by = intent.get("origin")
 
     def outstanding(self) -> list[Adjustment]:
-        return [a for a in self.adjustments.values() if a.outstanding]
+        return [] if self.void else [a for a in self.adjustments.values() if a.outstanding]
 
     def open_count(self) -> int:
-        return sum(1 for a in self.adjustments.values() if a.outstanding)
+        return 0 if self.void else sum(1 for a in self.adjustments.values() if a.outstanding)
 
 
 def read(path: Path) -> State:
@@ -276,19 +295,23 @@ class MoneyJournal:
             raise JournalBusy(f"{self.path} is in use by another run or settle") from None
 
     # ------------------------------------------------------------- writing
-    def _append(self, record: dict) -> None:
+    def _append(self, record: dict, *, sync: bool = True) -> None:
+        """Append one record; ``sync``: fsync before returning (an intent must be on disk before its request
+        leaves; an outcome lost in a crash only turns into an unknown outcome, which settle cancels anyway,
+        so outcomes are flushed to the OS but ride on the next fsync)."""
         record.setdefault("at", dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"))
         line = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str)
         with self._lock:
             self._file.write(line + "\n")
             self._file.flush()
-            if self._fsync:
+            if self._fsync and sync:
                 os.fsync(self._file.fileno())
             self.state.apply(json.loads(line))
 
-    def start_run(self, run_id: str, base_url: str | None, company_id: int, accounts: list[str]) -> None:
+    def start_run(self, run_id: str, base_url: str | None, company_id: int, accounts: list[str],
+                  embedded: bool = False) -> None:
         self._append({"kind": "run", "run_id": run_id, "target": public_url(base_url), "company_id": company_id,
-                      "accounts": accounts})
+                      "accounts": accounts, "embedded": embedded})
 
     def stop(self, reason: str) -> None:
         if not self.stopping.is_set():
@@ -352,14 +375,15 @@ class MoneyJournal:
         if intent is None:
             return
         code = exchange.code if isinstance(exchange.code, str | int | None) else repr(exchange.code)
+        definitive = None if intent["op"] == "execute" else definitive_cancel_code(exchange)
         status = execute_status(exchange) if intent["op"] == "execute" else (
-            "settled" if code in SETTLED_CODES else "unsettled")
+            "settled" if definitive is not None else "unsettled")
         response = exchange.response
         self._append({
             "kind": "outcome", "intent": seq, "op": intent["op"], "number": intent.get("number"), "status": status,
-            "code": code, "http": None if response is None else response.status, "exchange": exchange.id,
-            "error": exchange.error,
-        })
+            "code": code, "definitive": definitive, "http": None if response is None else response.status,
+            "exchange": exchange.id, "error": exchange.error,
+        }, sync=False)
 
     def balance(self, when: str, account: str, amount: Any, digits: Any) -> None:
         self._append({"kind": "balance", "when": when, "account": account, "amount": amount, "digits": digits})
@@ -370,6 +394,9 @@ class MoneyJournal:
     def close(self) -> None:
         with self._lock:
             if not self._file.closed:
+                self._file.flush()
+                if self._fsync:
+                    os.fsync(self._file.fileno())
                 self._file.close()  # closing releases the lock
 
     # ------------------------------------------------------------- reading

@@ -35,12 +35,13 @@ from typing import Any
 
 from conformance import preflight, schemathesis_hooks
 from conformance.conversations import CancelPairs
+from conformance.delivery import CancelPolicy
 from conformance.journal import Journal
 from conformance.ledger import Ledger
 from conformance.money_journal import JOURNAL_FILE, Bounds, MoneyJournal
 from conformance.money_journal import read as read_money_journal
 from conformance.profile import Profile, TestAccount
-from conformance.settle import CancelPolicy, describe, read_balances, settle_command_line, settle_outstanding
+from conformance.settle import describe, read_balances, settle_command_line, settle_outstanding
 from conformance.suite.plugin import RunState, SuitePlugin
 from conformance.suite.replay import ReplayPlugin
 from conformance.summary import build_summary
@@ -150,9 +151,6 @@ def _pytest_args(report_dir: Path, verbose: bool) -> list[str]:
         "-p", "no:cacheprovider",
         "-p", "no:randomly",
         "-o", "timeout=900",
-        "-o", "junit_family=xunit2",
-        "-o", "junit_suite_name=multimarkets-webhook-conformance",
-        "--junitxml", str(report_dir / "junit.xml"),
         "--alluredir", str(report_dir / "allure-results"),
         "-W", "ignore::DeprecationWarning",
         *(["-q", "--tb=short", "--no-header"] if verbose else ["-p", "no:terminal"]),
@@ -238,7 +236,8 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
             )
             ledger = Ledger(money=money)
             journal.observers += [ledger, CancelPairs(journal)]
-            money.start_run(run_id, live.base_url, live.company_id, [str(a) for a in live.accounts])
+            money.start_run(run_id, live.base_url, live.company_id, [str(a) for a in live.accounts],
+                            embedded=live.embedded)
             state = RunState(profile=live, journal=journal, ledger=ledger, run_id=run_id)
             say(f"target: {live.base_url} ({'embedded reference wallet' if live.embedded else 'external'})")
             try:

@@ -244,11 +244,34 @@ def _aim_negative_body(run: GeneratedRun, body: dict, path: str) -> None:
                if any(f"'{name}'" in error for error in errors)}  # ... or its message quotes (required, ...)
     if "requestUniqueNo" in body and "requestUniqueNo" not in broken:
         _unique_number(run, body, path)  # else a repeated example number makes it a replay of another request
+    if "amount" in body:
+        _shrink_amount(body)  # whatever else is broken: little money moves if the wallet wrongly accepts it
     if any(name not in body or name in broken for name in ACCOUNT_FIELDS):
         return
     _use_profile_account(run, body, align_amount=False)
     if {"amount", "amountDigits"} <= set(body) and not {"amount", "amountDigits", "operationType"} & broken:
         _align_amount(run, body)
+
+
+def _shrink_amount(body: dict) -> None:
+    """An amount in a negative case, made small: if the wallet wrongly accepts the case, little money moves,
+    and the run's money bounds never refuse the probe. A valid amount becomes 1 to 9 units (sign and decimals
+    kept); a broken one that still reads as a large number ("1e3") becomes "1e0" (still broken, one unit)."""
+    amount = body["amount"]
+    if not isinstance(amount, str):
+        return
+    if not contract.load().rules.is_decimal(amount):
+        try:
+            large = abs(Decimal(amount.strip())) > 9
+        except (ArithmeticError, ValueError):
+            return
+        if large:
+            body["amount"] = "-1e0" if amount.strip().startswith("-") else "1e0"
+        return
+    decimals = len(amount.split(".", 1)[1]) if "." in amount else 0
+    magnitude = Decimal(1 + zlib.crc32(amount.encode()) % 9)
+    signed = -magnitude if amount.startswith("-") else magnitude
+    body["amount"] = f"{signed:.{decimals}f}"
 
 
 def _align_amount(run: GeneratedRun, body: dict) -> None:

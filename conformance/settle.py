@@ -6,7 +6,8 @@ each test and slice, when ``--max-outstanding`` is reached, and at the end; and
 interrupted run left behind. For each outstanding adjustment it sends the
 platform's cancel (reference §5.1), retried with backoff under the **same**
 requestUniqueNo until a definitive answer ("0", US_0000001, US_0000002) or its
-budget is spent (the platform's delivery model, reference §2.6). The cancel's
+budget is spent: the platform's delivery model, :func:`conformance.delivery.reverse_order`
+(reference §2.6), the one cancel loop of the suite. The cancel's
 number is derived from the execute's number, and a cancel already journaled
 for it is resent as it was, so settling twice, or after a crash mid-settle,
 moves no money twice: a replayed cancel is answered as first, and a cancel of
@@ -27,15 +28,15 @@ import hashlib
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from conformance.delivery import SYSTEM_CLOCK, CancelPolicy, reverse_order
 from conformance.exchange import Exchange
 from conformance.money_journal import (
     CANCEL,
     JOURNAL_FILE,
-    SETTLED_CODES,
     Adjustment,
     JournalBusy,
     MoneyJournal,
@@ -44,51 +45,6 @@ from conformance.money_journal import (
 )
 
 EXIT_SETTLED, EXIT_USAGE, EXIT_OUTSTANDING = 0, 2, 4
-
-
-@dataclass(frozen=True)
-class CancelPolicy:
-    """How one adjustment's cancel is retried (the shape of ``conformance.delivery.CancelPolicy``)."""
-
-    retries: int = 5
-    backoff_initial_s: float = 0.5
-    backoff_factor: float = 2.0
-    backoff_max_s: float = 5.0
-    budget_s: float = 60.0
-
-
-@dataclass
-class SettleResult:
-    status: str  # reversed | not applied | never received | outstanding
-    exchanges: list[Exchange] = field(default_factory=list)
-
-
-class _Clock:
-    monotonic = staticmethod(time.monotonic)
-    sleep = staticmethod(time.sleep)
-
-
-def settle_order(execute_body: dict, cancel_body: dict, send: Callable[[str, dict], Exchange],
-                 policy: CancelPolicy, clock: Any = _Clock) -> SettleResult:
-    """Cancel one execute: the same cancel (same requestUniqueNo) until a definitive answer or the budget ends.
-
-    Local stand-in for ``conformance.delivery.settle_order`` (same signature) until that module lands.
-    """
-    result = SettleResult("outstanding")
-    deadline = clock.monotonic() + policy.budget_s
-    pause = policy.backoff_initial_s
-    for attempt in range(policy.retries + 1):
-        exchange = send(CANCEL, cancel_body)
-        result.exchanges.append(exchange)
-        code = exchange.code
-        if code in SETTLED_CODES:
-            result.status = SETTLED_CODES[code]
-            return result
-        if attempt == policy.retries or clock.monotonic() + pause > deadline:
-            return result
-        clock.sleep(pause)
-        pause = min(pause * policy.backoff_factor, policy.backoff_max_s)
-    return result
 
 
 def cancel_number(execute_number: str) -> str:
@@ -149,7 +105,7 @@ def _mirror(execute: dict, number: str, reverse: str | None) -> dict:
 
 def settle_outstanding(money: MoneyJournal, send: Callable[[str, dict], Exchange], *, policy: CancelPolicy,
                        timeout_s: float | None, say: Callable[[str], None] = lambda line: None,
-                       clock: Any = _Clock) -> list[Adjustment]:
+                       clock: Any = SYSTEM_CLOCK) -> list[Adjustment]:
     """Cancel every outstanding, cancellable adjustment within ``timeout_s`` in all; return what is still open."""
     deadline = None if timeout_s is None else clock.monotonic() + timeout_s
     for adjustment in money.outstanding():
@@ -160,9 +116,9 @@ def settle_outstanding(money: MoneyJournal, send: Callable[[str, dict], Exchange
             say("settle: --settle-timeout reached; the rest stays outstanding")
             break
         budget = policy.budget_s if remaining is None else min(policy.budget_s, remaining)
-        this = CancelPolicy(policy.retries, policy.backoff_initial_s, policy.backoff_factor, policy.backoff_max_s,
-                            budget)
-        settle_order(adjustment.body, cancel_body_for(adjustment, fallback_account(money.state)), send, this, clock)
+        # the platform's cancel loop (conformance.delivery): the same cancel until definitive or the budget ends
+        reverse_order(cancel_body_for(adjustment, fallback_account(money.state)), send,
+                      replace(policy, budget_s=budget), clock, placed=adjustment.outcome == "applied")
     return money.outstanding()
 
 
@@ -190,6 +146,8 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
         return EXIT_USAGE
     state = read(directory / JOURNAL_FILE)
     run = state.run
+    if run.get("embedded") and not values.get("base_url"):
+        return _void_embedded(directory, state, say, err)
     merged = {"base_url": values.get("base_url") or run.get("target"),
               "company_id": values.get("company_id") or run.get("company_id")}
     merged.update({k: v for k, v in values.items() if k not in merged and v is not None})
@@ -242,6 +200,23 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
         say(f"  balance {account['account']}: {account['before']} -> {account['after']} ({account['meaning']})")
     say(f"settle: {len(owed) - len(left)} settled, {len(left)} outstanding, {elapsed:.1f} s; addendum {addendum.name}")
     return EXIT_OUTSTANDING if left else EXIT_SETTLED
+
+
+def _void_embedded(directory: Path, state: Any, say: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """A run against the embedded wallet: its in-memory ledger ended with the run, so nothing is owed."""
+    try:
+        money = MoneyJournal(directory)
+    except JournalBusy as error:
+        err(f"conformance settle: error: {error}")
+        return EXIT_USAGE
+    owed = money.outstanding()
+    reason = "the run's embedded reference wallet kept its money in memory and ended with the run"
+    if owed:
+        money.note_settle({"by": "conformance settle", "void": reason, "outstanding": [a.key for a in owed]})
+    money.close()
+    write_json(directory / "ledger.json", summarise(read(directory / JOURNAL_FILE)))
+    say(f"settle: {len(owed)} adjustment(s) were open, nothing is owed: {reason}")
+    return EXIT_SETTLED
 
 
 def policy_of(profile: Any) -> CancelPolicy:

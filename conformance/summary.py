@@ -73,5 +73,5 @@ def build_summary(profile: Profile, state, started: float, *, leftover: list, py
         "exchanges": len(journal.exchanges),
         "suite_errors": suite_errors,
         "waivers": waiver_report.to_record(),
-        "replays": {"k": profile.replays, "flaky_fails": profile.flaky_fails},
+        "replays": {"k": profile.replays, "flaky_fails": profile.flaky_fails, "log": list(state.replays)},
     }

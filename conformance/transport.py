@@ -54,6 +54,7 @@ def read_bounded(raw, cap: int, deadline: float | None = None) -> tuple[bytes, s
     out = bytearray()
     wire = 0
     note = None
+    complete = False
     reader = getattr(raw, "read1", None) or raw.read
     try:
         while True:
@@ -62,6 +63,9 @@ def read_bounded(raw, cap: int, deadline: float | None = None) -> tuple[bytes, s
                 break
             chunk = reader(CHUNK, decode_content=False)
             if not chunk:
+                complete = True
+                if decoder is not None:
+                    out += decoder.flush()[: cap - len(out)]
                 break
             wire += len(chunk)
             if decoder is None:
@@ -79,7 +83,10 @@ def read_bounded(raw, cap: int, deadline: float | None = None) -> tuple[bytes, s
     except zlib.error as error:
         note = f"the {encoding} body does not decompress ({error})"
     finally:
-        raw.close()
+        if complete and hasattr(raw, "release_conn"):
+            raw.release_conn()  # read to its end: the connection goes back to the pool (keep-alive)
+        else:
+            raw.close()  # cut short or failed: never reuse a connection with unread bytes on it
     if note is None and decoder is None and encoding not in ("", "identity"):
         note = f"content-encoding {encoding!r} not decoded"
     return bytes(out), note
@@ -179,13 +186,28 @@ class Client:
         self.journal = journal
         self.money = money if money is not None else money_journal_of(journal)
         self.max_body_bytes = getattr(profile, "max_body_bytes", DEFAULT_MAX_BODY_BYTES)
-        self.session = requests.Session()
-        self.session.verify = profile.tls_verify_setting
-        self.session.headers.update(
-            {"User-Agent": "multimarkets-webhook-conformance", "Accept-Encoding": "gzip, deflate"}
-        )
+        # requests.Session is not thread-safe (its cookie jar and pool dicts race: "dictionary changed size
+        # during iteration" under the delivery phase's parallel orders): one session per calling thread.
+        self._local = threading.local()
+        self._sessions: list[requests.Session] = []
+        self._sessions_lock = threading.Lock()
         self.limiter = RateLimiter(profile.effective_rate_limit)
         self.contract = contract.load()
+
+    @property
+    def session(self) -> requests.Session:
+        """This thread's session (keep-alive connections are reused within a thread)."""
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = requests.Session()
+            session.verify = self.profile.tls_verify_setting
+            session.headers.update(
+                {"User-Agent": "multimarkets-webhook-conformance", "Accept-Encoding": "gzip, deflate"}
+            )
+            self._local.session = session
+            with self._sessions_lock:
+                self._sessions.append(session)
+        return session
 
     def _scrub(self, text: str) -> str:
         """``text`` without the profile's secret header values (requests quotes a value in some errors)."""
@@ -193,7 +215,10 @@ class Client:
         return redaction.redact(text.encode("utf-8"), secrets)[0].decode("utf-8")
 
     def close(self) -> None:
-        self.session.close()
+        with self._sessions_lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
 
     def url(self, operation_id: str) -> str:
         return self.profile.base_url + self.contract.operations[operation_id].path  # type: ignore[operator]
@@ -268,10 +293,11 @@ class Client:
         deadline = time.monotonic() + bound
         box: dict[str, Any] = {}
         done = threading.Event()
+        session = self.session  # the calling thread's: the worker only carries this one call
 
         def work() -> None:
             try:
-                raw = self.session.request(
+                raw = session.request(
                     request.method,
                     request.url,
                     headers=dict(request.headers),

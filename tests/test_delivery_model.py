@@ -19,6 +19,7 @@ from conformance.delivery import (
     classify_cancel,
     classify_execute,
     definitive_cancel_code,
+    deliver_order,
     reverse_order,
     settle_order,
     step,
@@ -193,7 +194,7 @@ def test_unclear_cancel_answers_are_retried(answer):
 def test_placed_execute_sends_no_cancel():
     clock = FakeClock()
     send = ScriptedSend(execute=[{"envelope": ok()}])
-    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), clock, deadline_s=DEADLINE)
+    result = deliver_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), clock, deadline_s=DEADLINE)
     assert result.status is State.PLACED and result.placed and result.settled
     assert [op for op, _ in send.sent] == [EXECUTE]
     assert result.states == (State.NEW, State.EXECUTING, State.PLACED)
@@ -208,7 +209,7 @@ def test_placed_execute_sends_no_cancel():
 def test_cut_off_execute_is_cancelled(execute_answer):
     clock = FakeClock()
     send = ScriptedSend(execute=[execute_answer], cancel=[{"envelope": ok()}])
-    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), clock, deadline_s=DEADLINE)
+    result = deliver_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), clock, deadline_s=DEADLINE)
     assert result.status is State.CANCELLED and not result.placed and result.settled
     assert result.cancel_code == "0" and result.cut_off
     assert [op for op, _ in send.sent] == [EXECUTE, CANCEL]
@@ -221,7 +222,7 @@ def test_lost_cancel_answer_is_retried_with_the_same_request_unique_no():
         execute=[{"no_answer": True}],
         cancel=[{"no_answer": True}, {"status": 502, "raw": b"bad gateway"}, {"envelope": refused("US_0000001")}],
     )
-    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), clock, deadline_s=DEADLINE)
+    result = deliver_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), clock, deadline_s=DEADLINE)
     assert result.status is State.CANCELLED and result.cancel_code == "US_0000001"
     cancels = [body for op, body in send.sent if op == CANCEL]
     assert len(cancels) == 3 and all(body == CANCEL_BODY for body in cancels)
@@ -235,7 +236,7 @@ def test_retries_spent_leave_the_order_unsettled():
     clock = FakeClock()
     policy = CancelPolicy(retries=5, backoff_initial_s=0.2, backoff_factor=2.0, backoff_max_s=1.0, budget_s=100.0)
     send = ScriptedSend(execute=[{"no_answer": True}], cancel=[{"no_answer": True}] * 6)
-    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, policy, clock, deadline_s=DEADLINE)
+    result = deliver_order(EXECUTE_BODY, CANCEL_BODY, send, policy, clock, deadline_s=DEADLINE)
     assert result.status is State.UNSETTLED and not result.settled and result.cancel_code is None
     assert len(result.cancels) == 6  # the first and five retries
     assert clock.sleeps == [0.2, 0.4, 0.8, 1.0, 1.0]  # capped at backoff_max_s
@@ -246,7 +247,7 @@ def test_budget_spent_before_the_retries_leaves_the_order_unsettled():
     clock = FakeClock()
     policy = CancelPolicy(retries=10, backoff_initial_s=1.0, backoff_factor=1.0, backoff_max_s=1.0, budget_s=2.5)
     send = ScriptedSend(clock, execute=[{"no_answer": True}], cancel=[{"no_answer": True}] * 11, cancel_cost_s=0.2)
-    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, policy, clock, deadline_s=DEADLINE)
+    result = deliver_order(EXECUTE_BODY, CANCEL_BODY, send, policy, clock, deadline_s=DEADLINE)
     assert result.status is State.UNSETTLED
     # cancel (0.2) wait 1 -> 1.2, cancel -> 1.4, wait 1 -> 2.4, cancel -> 2.6: next wait would pass 2.5
     assert clock.sleeps == [1.0, 1.0]
@@ -255,17 +256,17 @@ def test_budget_spent_before_the_retries_leaves_the_order_unsettled():
 
 def test_no_retries_means_one_cancel():
     send = ScriptedSend(execute=[{"no_answer": True}], cancel=[{"no_answer": True}])
-    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(retries=0), FakeClock(), deadline_s=DEADLINE)
+    result = deliver_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(retries=0), FakeClock(), deadline_s=DEADLINE)
     assert result.status is State.UNSETTLED and len(result.cancels) == 1
 
 
 def test_deadline_defaults_to_the_contract():
     late = {"envelope": ok(), "elapsed_ms": delivery.execute_deadline_s() * 1000 + 1}
     send = ScriptedSend(execute=[late], cancel=[{"envelope": refused("US_0000001")}])
-    assert settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), FakeClock()).status is State.CANCELLED
+    assert deliver_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), FakeClock()).status is State.CANCELLED
     in_time = {"envelope": ok(), "elapsed_ms": delivery.execute_deadline_s() * 1000}
     send = ScriptedSend(execute=[in_time])
-    assert settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), FakeClock()).status is State.PLACED
+    assert deliver_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), FakeClock()).status is State.PLACED
 
 
 def test_reverse_order_of_an_unknown_execute():
@@ -320,3 +321,19 @@ def test_execute_deadline_is_read_from_the_contract():
 def test_execute_deadline_missing_or_nonsense_is_an_error(value):
     with pytest.raises(ValueError):
         delivery.execute_deadline_s(_contract_with_deadline(value))
+
+
+def test_settle_order_never_sends_the_execute():
+    clock = FakeClock()
+    send = ScriptedSend(cancel=[{"no_answer": True}, {"envelope": ok()}])
+    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(), clock)
+    assert [op for op, _ in send.sent] == [CANCEL, CANCEL]
+    assert result.status is State.CANCELLED and result.cancel_code == "0" and result.execute is None
+    assert clock.sleeps == [0.2]
+
+
+def test_settle_order_leaves_unsettled_when_the_budget_is_spent():
+    send = ScriptedSend(cancel=[{"status": 503, "raw": b"busy"}] * 3)
+    result = settle_order(EXECUTE_BODY, CANCEL_BODY, send, CancelPolicy(retries=2), FakeClock())
+    assert result.status is State.UNSETTLED and len(result.cancels) == 3
+    assert all(op == CANCEL for op, _ in send.sent)

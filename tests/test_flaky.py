@@ -1,5 +1,9 @@
 """Flaky failures told apart: a failure that does not reproduce on replay is ``flaky``, one that does stays ``failed``.
 
+Two targets: the reference wallet's own faults ``flaky-trace-echo`` (every third answer) and
+``trace-not-echoed`` (every answer) on a run of two one-call tests (at the end of this file), and the full
+handwritten suite behind a proxy that breaks one probe kind (below).
+
 The target is the reference wallet behind a small loopback proxy that breaks one MUST rule (ENV-005: the
 response ``trace`` echoes the request's) on the CUR-003 probe (a balance query in a lower-case currency, sent
 by one handwritten test). With period 3 it breaks the first such query, then one in three (the replays
@@ -122,7 +126,7 @@ def test_a_failure_that_does_not_reproduce_is_flaky(wallet, tmp_path):
     assert attempts == ["violated", "passed", "passed"]
     assert env["violations"] == 1 and env["failing_examples"][0]["attempt"] == 0
     assert summary["verdict"] != "failed" and code != 1, out[-2000:]  # incomplete at worst: DLV-* not run here
-    assert "FLKY" in out and "did not reproduce" in out
+    assert "FLAKY" in out and "did not reproduce" in out
 
 
 def test_flaky_fails_makes_a_flaky_failure_fail_the_run(wallet, tmp_path):
@@ -195,3 +199,62 @@ def test_generated_failures_are_replayed_only_when_every_one_can_be():
     assert _replayable(journal, [_violation(balance), _violation()]) is None  # no recorded exchange
     many = [_exchange("getUserAmount", {"n": i}) for i in range(MAX_GENERATED_REPLAYS + 1)]
     assert _replayable(_Journal(many), [_violation(e) for e in many]) is None
+
+
+# ------------------------------------------------------------------ the reference wallet's own flaky fault
+#: Two one-call tests: with one profile account the preflight is answer 1, these are answers 2 and 3; three
+#: replays of the second are answers 4 to 6, so the run's last call (the end balance read) is answer 7.
+ONE_CALL_TESTS = "test_balance_names_the_requested_user or test_balance_of_unknown_account_is_refused"
+
+
+def _run_selected(fault: str, report_dir: Path, monkeypatch) -> dict:
+    from conformance import profile as profiles
+    from conformance import run as runs
+
+    original = runs._pytest_args
+    monkeypatch.setattr(runs, "_pytest_args", lambda d, v: [*original(d, v), "-k", ONE_CALL_TESTS])
+    with serve(WalletConfig(fault=fault)) as url:
+        profile = profiles.build({"base_url": url, "accounts": ["W-1001:86000001:USD"], "report_dir": str(report_dir),
+                                  "html": False, "phases": "handwritten", "rate_limit": 0, "replays": 3},
+                                 environ={})
+        return runs.execute(profile).summary
+
+
+def test_the_wallets_one_in_three_trace_fault_is_flaky(tmp_path, monkeypatch):
+    """Fault flaky-trace-echo breaks every third answer: here the second test's probe, not its next two replays."""
+    summary = _run_selected("flaky-trace-echo", tmp_path / "wallet-flaky", monkeypatch)
+    env = row(summary, "ENV-005")
+    assert env["status"] == "flaky", env
+    assert list(env["attempts"].values()) == [["violated", "passed", "passed", "violated"]]
+    log = summary["replays"]["log"]
+    assert [(e["origin"], e["attempt"], e["reproduced"]) for e in log] == [
+        ("test_balance.py::test_balance_of_unknown_account_is_refused", 1, []),
+        ("test_balance.py::test_balance_of_unknown_account_is_refused", 2, []),
+        ("test_balance.py::test_balance_of_unknown_account_is_refused", 3, ["ENV-005"]),
+    ]
+    assert summary["exit_code"] != 1, "a flaky MUST does not fail the run"
+
+
+def test_the_wallets_deterministic_trace_fault_stays_failed(tmp_path, monkeypatch):
+    summary = _run_selected("trace-not-echoed", tmp_path / "wallet-deterministic", monkeypatch)
+    assert row(summary, "ENV-005")["status"] == "failed"
+    assert summary["exit_code"] == 1
+
+
+def test_a_replay_the_run_refuses_midway_stops_and_reports_why():
+    from conformance.suite.replay import _send_all
+
+    class Refusing:
+        def __init__(self):
+            self.sent = 0
+
+        def send(self, request, **_):
+            self.sent += 1
+            if self.sent == 2:
+                raise RuntimeError("the run is stopping")
+            return "answered"
+
+    chosen = [_exchange("getUserAmount", {"n": i}) for i in range(3)]
+    sent, refused = _send_all(Refusing(), chosen, 1)
+    assert sent == ["answered"] and refused == "RuntimeError: the run is stopping"
+    assert _send_all(type("Fine", (), {"send": lambda self, r, **_: "ok"})(), chosen, 1) == (["ok"] * 3, None)

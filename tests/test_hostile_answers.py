@@ -149,3 +149,33 @@ def test_a_small_gzip_answer_is_decoded_whole(hostile):
     payload = json.dumps({"ok": True, "code": "0", "data": {"pad": "y" * 200000}}).encode()
     body, note = read_bounded(Raw(gzip.compress(payload)), CAP)
     assert body == payload and note is None
+
+
+VERIFY_SCRIPT = """
+import json, sys
+from conformance.reporting.evidence import verify_bundle
+report = verify_bundle(sys.argv[1])
+peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+print(json.dumps({"peak_kib": peak, "changed": sorted(report.changed)}))
+"""
+
+
+def test_verify_streams_a_bomb_member_instead_of_inflating_it(tmp_path):
+    """A bundle whose member inflates to 256 MiB while its manifest says 10 bytes: changed, memory bounded."""
+    import zipfile
+
+    bundle = tmp_path / "evidence-bomb.zip"
+    manifest = {"files": [{"path": "summary.json", "sha256": "0" * 64, "size": 10}]}
+    with zipfile.ZipFile(bundle, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        with archive.open("summary.json", "w") as member:
+            block = bytes(1 << 20)
+            for _ in range(256):
+                member.write(block)
+    done = subprocess.run([sys.executable, "-c", VERIFY_SCRIPT, str(bundle)], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    numbers = json.loads(done.stdout)
+    print(f"\n[verify bomb member] peak RSS {numbers['peak_kib'] / 1024:.1f} MiB, changed {numbers['changed']}")
+    assert "summary.json" in numbers["changed"]
+    assert numbers["peak_kib"] < 150 * 1024

@@ -15,6 +15,8 @@ Both honour every documented rule, so the real ``conformance run`` command line 
 phases, a reduced budget) must end with exit 0 and no MUST requirement failed. A failure here is a
 false verdict of the suite (or a wallet bug: read the outcome and the reference before "fixing" either).
 After the run, the wallet's balances are read directly: every adjustment the suite made was compensated.
+A second run against the same wallet process (a nightly job against a persistent pre-production wallet)
+must be just as clean: the suite must not take the first run's requests for its own.
 """
 
 from __future__ import annotations
@@ -71,6 +73,51 @@ def _balance(url: str, third: str, user: str, currency: str) -> Decimal:
     return Decimal(envelope["data"]["amount"])
 
 
+def _run(url: str, report: Path, *extra: str) -> tuple[subprocess.CompletedProcess, dict]:
+    # the wallets hold test money: the amount bound for external targets is lifted, as in test_faults.py
+    args = [sys.executable, "-m", "conformance.cli", "run", "--base-url", url, "--allow-money-movement",
+            "--max-execute-amount", "0", "--rate-limit", "0",
+            "--max-examples", "10", "--no-html", "--report-dir", str(report), *extra]
+    for third, user, currency, _ in ACCOUNTS:
+        args += ["--account", f"{third}:{user}:{currency}"]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=900)
+    return done, json.loads((report / "summary.json").read_text())
+
+
+def _must_failures(summary: dict) -> dict[str, list[str]]:
+    return {
+        row["id"]: sorted({example["message"][:160] for example in row.get("failing_examples", [])})[:3]
+        for row in summary["requirements"]
+        if row["level"] == "MUST" and row["status"] == "failed"
+    }
+
+
+def _assert_clean(wallet: str, done: subprocess.CompletedProcess, summary: dict, report: Path, log: Path) -> None:
+    must_failed = _must_failures(summary)
+    assert not must_failed, (
+        f"MUST failures against the independent {wallet} wallet (false verdicts of the suite?): "
+        + json.dumps(must_failed, indent=1) + f"\nreport: {report}\nwallet stderr: " + log.read_text()[-1000:]
+    )
+    assert not summary["money"]["outstanding"], (
+        f"the run says it left money uncompensated on the {wallet} wallet: "
+        + json.dumps([(e["requestUniqueNo"], e["outcome"]) for e in summary["money"]["outstanding"]])
+        + f" {summary.get('suite_errors')}"
+    )
+    assert done.returncode == 0, f"exit {done.returncode}: {summary.get('suite_errors')}\n" + done.stdout[-1500:]
+
+
+def _assert_balances_restored(url: str) -> None:
+    final = {account[:3]: _balance(url, *account[:3]) for account in ACCOUNTS}
+    started = {account[:3]: Decimal(account[3]) for account in ACCOUNTS}
+    assert final == started, f"the wallet's balances after the run: {final}, before: {started}"
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    proc.wait(timeout=10)
+    proc.stdout.close()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("wallet", ["node", "stdlib"])
 def test_independent_wallet_gets_no_false_failure(wallet, tmp_path):
@@ -78,27 +125,30 @@ def test_independent_wallet_gets_no_false_failure(wallet, tmp_path):
     proc, url = _start(_wallet_command(wallet), log)
     try:
         report = tmp_path / "report"
-        args = [sys.executable, "-m", "conformance.cli", "run", "--base-url", url, "--allow-money-movement",
-                "--max-examples", "10", "--no-html", "--report-dir", str(report)]
-        for third, user, currency, _ in ACCOUNTS:
-            args += ["--account", f"{third}:{user}:{currency}"]
-        done = subprocess.run(args, capture_output=True, text=True, timeout=900)
-        summary = json.loads((report / "summary.json").read_text())
-        must_failed = {
-            row["id"]: sorted({example["message"][:160] for example in row.get("failing_examples", [])})[:3]
-            for row in summary["requirements"]
-            if row["level"] == "MUST" and row["status"] == "failed"
-        }
-        assert not must_failed, (
-            f"MUST failures against the independent {wallet} wallet (false verdicts of the suite?): "
-            + json.dumps(must_failed, indent=1) + f"\nreport: {report}\nwallet stderr: " + log.read_text()[-1000:]
-        )
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-1000:]
-        assert not summary["money"]["outstanding"], "every adjustment the run made was compensated"
-        final = {account[:3]: _balance(url, *account[:3]) for account in ACCOUNTS}
-        started = {account[:3]: Decimal(account[3]) for account in ACCOUNTS}
-        assert final == started, f"the wallet's balances after the run: {final}, before: {started}"
+        done, summary = _run(url, report)
+        _assert_clean(wallet, done, summary, report, log)
+        _assert_balances_restored(url)
     finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-        proc.stdout.close()
+        _stop(proc)
+
+
+@pytest.mark.slow
+def test_second_run_against_the_same_wallet(tmp_path):
+    """A nightly job runs the suite again and again against one persistent wallet, with the default seed.
+
+    The second run must not mistake the first run's requests for its own: a requestUniqueNo it sends must
+    not be one the wallet already saw (a replay, answered from storage). The stdlib wallet refuses a second
+    cancel of a reversed adjustment (D16), so a replayed execute the run thinks it applied can never be
+    "compensated", and the run would report money outstanding that never moved.
+    """
+    log = tmp_path / "wallet.stderr"
+    proc, url = _start(_wallet_command("stdlib"), log)
+    try:
+        _, first_summary = _run(url, tmp_path / "first")
+        assert not first_summary["money"]["outstanding"], first_summary.get("suite_errors")
+        report = tmp_path / "second"
+        done, summary = _run(url, report)
+        _assert_clean("stdlib (second run)", done, summary, report, log)
+        _assert_balances_restored(url)
+    finally:
+        _stop(proc)

@@ -54,32 +54,10 @@ def test_ambiguous_answers_are_compensated_as_unknown():
         assert ledger.outstanding() == [], answer
 
 
-def test_an_applied_execute_without_a_number_stays_outstanding_and_is_not_cancelled():
+def test_an_applied_execute_without_a_number_stays_outstanding_and_cannot_be_cancelled():
+    """(Compensation itself is conformance.settle's, over the money journal: tests/test_settle.py.)"""
     ledger = Ledger()
     ledger.observe(execute(number=""))
     ledger.observe(execute(number=None))
-
-    class Client:
-        calls = 0
-
-        def call(self, *args, **kwargs):
-            Client.calls += 1
-
-    left = ledger.compensate(Client())
-    assert len(left) == 2 and Client.calls == 0
-    assert all(not e.cancellable for e in left)
-
-
-def test_compensation_sends_the_platforms_cancel_until_settled():
-    ledger = Ledger()
-    ledger.observe(execute(amount="-5.00", operationType="ABNORMAL_OVERTRADING"))
-    sent = []
-
-    class Client:
-        def call(self, operation, body, origin):
-            sent.append(body)
-            ledger.observe(cancel(body["reverseRequestUniqueNo"], code="0" if len(sent) == 2 else "BUSY"))
-
-    assert ledger.compensate(Client()) == []
-    assert len(sent) == 2 and sent[0]["amount"] == "5.00" and sent[0]["reverseRequestUniqueNo"] == "E-1"
-    assert ledger.summary()["compensated_by_suite"] == 1
+    left = ledger.outstanding()
+    assert len(left) == 2 and all(not e.cancellable for e in left)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import re
+import socket
+import urllib.parse
+
 import pytest
 from conftest_reference import (
     BALANCE_PATH,
@@ -159,3 +164,97 @@ def test_tm_is_measured(wallet: WalletClient):
 def test_keep_alive_connection_serves_many_requests(wallet: WalletClient):
     for _ in range(50):
         assert_accepted(wallet.balance())
+
+
+# ---------------------------------------------------------------- the wire: one send per answer, HEAD, 100-continue
+
+
+def _raw_exchange(
+    wallet: WalletClient, request: bytes, then: bytes = b"", expect: bytes = b"", head_only: bool = False
+) -> bytes:
+    """Send ``request`` on a fresh socket (after ``expect`` arrived, send ``then``); read the whole answer."""
+    url = urllib.parse.urlsplit(wallet.base_url)
+    with socket.create_connection((url.hostname, url.port), timeout=5) as sock:
+        sock.sendall(request)
+        received = b""
+        if expect:
+            while expect not in received:
+                received += sock.recv(65536)
+            sock.sendall(then)
+        while True:
+            answer = received.split(expect, 1)[-1] if expect else received
+            head, found, body = answer.partition(b"\r\n\r\n")
+            if found:
+                length = re.search(rb"content-length: *([0-9]+)", head, re.IGNORECASE)
+                if head_only or (length and len(body) >= int(length.group(1))):
+                    return received
+            chunk = sock.recv(65536)  # a held head that never leaves ends in a timeout here
+            if not chunk:
+                return received
+            received += chunk
+
+
+def test_head_request_is_answered(wallet: WalletClient):
+    """The head is held for the body; a HEAD answer has none, so the end of the answer must flush it."""
+    url = urllib.parse.urlsplit(wallet.base_url)
+    request = f"HEAD {url.path}/get-user-amount HTTP/1.1\r\nHost: x\r\n\r\n".encode()
+    received = _raw_exchange(wallet, request, head_only=True)
+    assert received.startswith(b"HTTP/1.1 405"), received
+
+
+def test_expect_100_continue_is_answered_before_the_body(wallet: WalletClient):
+    url = urllib.parse.urlsplit(wallet.base_url)
+    body = json.dumps({"thirdServerCode": "W-1001", "userName": "86000001", "currency": "USD"}).encode()
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers().items())
+    request = (
+        f"POST {url.path}/get-user-amount HTTP/1.1\r\nHost: x\r\n{head}Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\nExpect: 100-continue\r\n\r\n"
+    ).encode()
+    received = _raw_exchange(wallet, request, then=body, expect=b"100 Continue\r\n\r\n")
+    assert received.startswith(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200"), received
+    assert b'"code":"0"' in received
+
+
+def test_head_and_body_leave_in_one_write():
+    from conformance.reference.server import OneSendTransport
+
+    class Recorder:
+        def __init__(self):
+            self.writes: list[bytes] = []
+            self.closed = False
+
+        def write(self, data: bytes) -> None:
+            self.writes.append(data)
+
+        def close(self) -> None:
+            self.closed = True
+
+        def is_closing(self) -> bool:
+            return self.closed
+
+    class Cycle:
+        response_started = False
+
+    real, cycle = Recorder(), Cycle()
+    transport = OneSendTransport(real, cycle)
+    transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # before the response starts: passes through
+    cycle.response_started = True
+    transport.write(b"HTTP/1.1 200 OK\r\n\r\n")
+    assert real.writes == [b"HTTP/1.1 100 Continue\r\n\r\n"]
+    transport.write(b"{}")
+    assert real.writes[-1] == b"HTTP/1.1 200 OK\r\n\r\n{}" and len(real.writes) == 2
+    transport.write(b"more")
+    assert real.writes[-1] == b"more"
+    assert transport.is_closing() is False  # everything else reaches the real transport
+
+    held = OneSendTransport(real, cycle)
+    held.write(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+    held.close()  # closing flushes the held head first
+    assert real.writes[-1].startswith(b"HTTP/1.1 405") and real.closed
+
+
+def test_protocol_choice():
+    from conformance.reference.server import protocol_for
+
+    plain, raw = protocol_for(WalletConfig()), protocol_for(WalletConfig(fault="header-names-case-sensitive"))
+    assert (plain is not raw and issubclass(raw, plain)) or raw.__name__.startswith("RawHeaderNamesH11")

@@ -374,7 +374,13 @@ def _unknown_balance(wallet):
 
 @probe("balance-refused")
 def _balance_ok(wallet):
-    return all(_accepted(wallet.balance(account)) for account in ACCOUNTS)
+    """Every account's balance can be read, before and after an adjustment moved it."""
+    before = all(_accepted(wallet.balance(account)) for account in ACCOUNTS)
+    number = fresh("E")
+    wallet.execute("1.00", number=number)
+    moved = _accepted(wallet.balance())
+    wallet.cancel(number, "1.00")
+    return before and moved
 
 
 @probe("slow-execute")
@@ -509,7 +515,8 @@ def _malformed_json(wallet):
 
 @probe("get-answers-200")
 def _method_not_allowed(wallet):
-    return wallet.request("GET", BALANCE_PATH).status == 405
+    reply = wallet.request("GET", BALANCE_PATH)
+    return reply.status == 405 and not (reply.json or {}).get("ok")
 
 
 @probe("balance-other-currency")
@@ -683,3 +690,30 @@ def test_fault_changes_behaviour(name: str):
 def test_faults_per_requirement_family():
     families = collections.Counter(fault.requirement.split("-")[0] for fault in FAULTS.values())
     assert set(families) == {"ENV", "HDR", "VAL", "CUR", "BAL", "EXE", "CAN", "ROB", "DLV"}
+
+
+# ---------------------------------------------------------------- faults stay narrow: one rule, not its neighbours
+
+
+def test_lost_cancel_fault_keeps_concurrent_duplicates_idempotent():
+    """lost-cancel-answer-refunds-again breaks DLV-002 only: duplicates in flight at once wait on the lock."""
+    with running(WalletConfig(fault="lost-cancel-answer-refunds-again")) as wallet:
+        before, number, cancel = wallet.amount(), fresh("E"), fresh("C")
+        wallet.execute("3.00", number=number)
+        body = cancel_body(number, "3.00", number=cancel)
+        codes = _concurrently(wallet, [lambda c: c.post(CANCEL_PATH, body).code for _ in range(4)])
+        assert codes == ["0"] * 4 and wallet.amount() == before
+
+
+def test_balance_other_currency_fault_only_for_valid_codes():
+    """balance-other-currency falls back only for an ISO code: 'usd' stays refused (CUR-002 is not its rule)."""
+    with running(WalletConfig(fault="balance-other-currency")) as wallet:
+        assert _rejected(wallet.balance(("W-1001", "86000001", "usd")))
+        assert wallet.balance(("W-1001", "86000001", "CHF")).json["data"]["currency"] == "USD"
+
+
+def test_flaky_trace_echo_breaks_one_answer_in_three():
+    """Deterministic by a counter: answers 3, 6, 9, ... carry a stale trace, the others echo it."""
+    with running(WalletConfig(fault="flaky-trace-echo")) as wallet:
+        echoed = [reply.json["trace"] == reply.sent_trace for reply in (wallet.balance() for _ in range(9))]
+        assert echoed == [True, True, False] * 3

@@ -22,13 +22,16 @@ def applied(found, origin, operation_type=None):
     return sum(1 for r in found if r.get("kind") == "outcome" and r.get("intent") in mine and r["status"] == "applied")
 
 
-@pytest.mark.parametrize(("sig", "code", "extra", "reached"), [
-    (signal.SIGINT, 130, (), lambda r: len(intents(r, "execute")) >= 3),
-    (signal.SIGTERM, 143, ("--phases", "fuzzing", "--max-outstanding", "200", "--max-examples", "20"),
-     lambda r: applied(r, "generated") >= 3),
-], ids=["sigint-handwritten", "sigterm-generated-slice"])
-def test_one_signal_stops_settles_reports_and_exits_documented_code(tmp_path, sig, code, extra, reached):
-    with wallet(tmp_path) as target:
+GENERATED = ("--phases", "fuzzing", "--max-outstanding", "200", "--max-examples", "20")
+
+
+@pytest.mark.parametrize(("sig", "code", "fault", "extra", "reached"), [
+    (signal.SIGINT, 130, None, (), lambda r: len(intents(r, "execute")) >= 3),
+    (signal.SIGTERM, 143, None, GENERATED, lambda r: applied(r, "generated") >= 3),
+    (signal.SIGINT, 130, "slow-cancel", GENERATED, lambda r: in_flight(r, "cancel", "compensation")),
+], ids=["sigint-handwritten", "sigterm-generated-slice", "sigint-mid-settle"])
+def test_one_signal_stops_settles_reports_and_exits_documented_code(tmp_path, sig, code, fault, extra, reached):
+    with wallet(tmp_path, fault) as target:
         before = target.balances()
         report_dir = tmp_path / "run"
         process = start_run(target, report_dir, *extra)
@@ -41,7 +44,7 @@ def test_one_signal_stops_settles_reports_and_exits_documented_code(tmp_path, si
         journal = records(report_dir)
         stopped_at = max((r["seq"] for r in intents(journal, "execute") if not r["origin"].startswith(
             ("compensation", "settle"))), default=0)
-        print(f"\n[{sig.name}] moved at the signal: {at_signal != before}, exit {process.returncode} "
+        print(f"\n[{sig.name} {fault or ''}] moved at the signal: {at_signal != before}, exit {process.returncode} "
               f"{took:.2f} s after the signal, executes journaled {stopped_at}, balances exact: "
               f"{target.balances() == before}")
         assert process.returncode == code, err
@@ -58,8 +61,7 @@ def test_second_signal_exits_at_once_with_the_settle_command(tmp_path):
     with wallet(tmp_path, "slow-cancel") as target:
         before = target.balances()
         report_dir = tmp_path / "run"
-        process = start_run(target, report_dir, "--phases", "fuzzing", "--max-outstanding", "200",
-                            "--max-examples", "20")
+        process = start_run(target, report_dir, *GENERATED)
         wait_for(report_dir, lambda r: applied(r, "generated", "NORMAL_CLOSE") >= 1, process)
         process.send_signal(signal.SIGINT)  # the run settles: the credit's cancel is slow (3.2 s)
         wait_for(report_dir, lambda r: in_flight(r, "cancel", "compensation"), process)

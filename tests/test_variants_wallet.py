@@ -24,6 +24,7 @@ from conftest_reference import (
     EXECUTE_PATH,
     USD,
     WalletClient,
+    execute_body,
     fresh,
     headers,
     join_background_stops,
@@ -135,12 +136,13 @@ def _data_balance(wallet: WalletClient, account=USD) -> Decimal:
 def _error_statuses(wallet):
     statuses = (
         wallet.post(EXECUTE_PATH, raw=b"{").status,
+        wallet.post(EXECUTE_PATH, execute_body("1.00"), content_type="text/plain").status,
         wallet.balance(("W-0", "0", "USD")).status,
         wallet.execute("999999.00").status,
         wallet.cancel(fresh("E")).status,
     )
     envelopes = wallet.execute("999999.00").json
-    return statuses == (400, 404, 409, 409) and envelopes["ok"] is False
+    return statuses == (400, 415, 404, 409, 409) and envelopes["ok"] is False
 
 
 @probe("numeric-error-codes")

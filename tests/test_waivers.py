@@ -198,7 +198,8 @@ def test_run_a_waived_failure_does_not_fail_the_run_and_is_shown_with_its_owner(
     assert env["violations"] > 0 and env["failing_examples"]
     assert summary["verdict"] == green_but_for_skips(summary) and code in (0, 4)
     assert summary["counts"]["MUST"]["waived"] == 1
-    assert "WAIV" in out and "waived until 2099-12-31 by wallet-team@example (PAY-1)" in out
+    assert "WAIVED" in out
+    assert "waived: ENV-005 (was failed; owner wallet-team@example, PAY-1, expires 2099-12-31)" in out
     bundle = next((tmp_path / "run").glob("evidence-*.zip"))
     with zipfile.ZipFile(bundle) as archive:
         name = next(n for n in archive.namelist() if n.endswith("summary.json"))

@@ -129,20 +129,26 @@ def overdraft_rejected(*, before: Exchange, execute: Exchange, after: Exchange, 
     return "; ".join(problems) or None
 
 
+def _refused_execute_cancel(before: Exchange, execute: Exchange, cancel: Exchange, after: Exchange,
+                            accepted: tuple[str, ...], what: str):
+    """A cancel of an execute the wallet refused answers one of ``accepted`` and moves no money."""
+    amounts = _balances(before, after)
+    if amounts is None or not execute.rejected or cancel.response is None:
+        return NA
+    problems = []
+    if cancel.code not in accepted:
+        problems.append(f"cancel of {what} answered {describe(cancel)}; expected {' or '.join(accepted)}")
+    if amounts[0] != amounts[1]:
+        problems.append(_moved(*amounts))
+    return "; ".join(problems) or None
+
+
 @check("CAN-002", kind="conversation")
 def rejected_execute_cancel_us0000001(
     *, before: Exchange, execute: Exchange, cancel: Exchange, after: Exchange, ctx: Context
 ):
     """A cancel of a received but rejected execute answers US_0000001 and moves no money."""
-    amounts = _balances(before, after)
-    if amounts is None or not execute.rejected or cancel.response is None:
-        return NA
-    problems = []
-    if cancel.code != RECEIVED_NOT_APPLIED:
-        problems.append(f"cancel of a rejected execute answered {describe(cancel)}; expected {RECEIVED_NOT_APPLIED}")
-    if amounts[0] != amounts[1]:
-        problems.append(_moved(*amounts))
-    return "; ".join(problems) or None
+    return _refused_execute_cancel(before, execute, cancel, after, (RECEIVED_NOT_APPLIED,), "a rejected execute")
 
 
 @check("CAN-003", kind="conversation")
@@ -307,18 +313,8 @@ def cancel_of_invalid_execute_settles_nothing(
     *, before: Exchange, execute: Exchange, cancel: Exchange, after: Exchange, ctx: Context
 ):
     """A cancel of an execute refused as invalid answers US_0000001 or US_0000002 (D13) and moves no money."""
-    amounts = _balances(before, after)
-    if amounts is None or not execute.rejected or cancel.response is None:
-        return NA
-    problems = []
-    if cancel.code not in (RECEIVED_NOT_APPLIED, NEVER_RECEIVED):
-        problems.append(
-            f"cancel of an execute refused as invalid answered {describe(cancel)}; expected "
-            f"{RECEIVED_NOT_APPLIED} or {NEVER_RECEIVED} (spec decision D13)"
-        )
-    if amounts[0] != amounts[1]:
-        problems.append(_moved(*amounts))
-    return "; ".join(problems) or None
+    return _refused_execute_cancel(before, execute, cancel, after, (RECEIVED_NOT_APPLIED, NEVER_RECEIVED),
+                                   "an execute refused as invalid (spec decision D13)")
 
 
 @check("CAN-008", kind="conversation")

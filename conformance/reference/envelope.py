@@ -26,7 +26,7 @@ ERROR_STATUS = {
     "INVALID_HEADER": 400,
     "INVALID_JSON": 400,
     "INVALID_PARAMETER": 400,
-    "UNSUPPORTED_MEDIA_TYPE": 400,
+    "UNSUPPORTED_MEDIA_TYPE": 415,  # Spring's answer to a body that is not application/json
     "ACCOUNT_NOT_FOUND": 404,
 }
 # variant numeric-error-codes: the wallet's numeric code for each failure (unlisted: "9999")
@@ -49,6 +49,7 @@ NUMERIC_CODES = {
 MINIMAL_FIELDS = ("code", "msg", "trace", "data", "ok", "fail")  # variant minimal-envelope
 SPRING_JSON = "application/json;charset=UTF-8"  # variant spring-content-type
 CHUNK = 64  # variant chunked-responses: bytes per chunk
+_ENCODER = json.JSONEncoder(separators=(",", ":"))  # built once: json.dumps(..., separators) builds one per call
 
 
 @dataclass(frozen=True)
@@ -147,10 +148,10 @@ def render(
     elif fault == "errors-as-http-400" and not answer.ok and status == 200:
         status = 400
     media_type = "text/plain" if fault == "content-type-text-plain" else "application/json"
-    content = json.dumps(body(answer, trace, started, fault, variants), separators=(",", ":")).encode()
-    headers = dict(answer.headers)
+    content = _ENCODER.encode(body(answer, trace, started, fault, variants)).encode()
     if not variants:
-        return Response(content, status_code=status, media_type=media_type, headers=headers)
+        return JsonResponse(content, status, media_type, answer.headers)
+    headers = dict(answer.headers)
     if "errors-http-400" in variants and not answer.ok and status == 200:
         status = ERROR_STATUS.get(answer.code, 409)
     if "spring-content-type" in variants and media_type == "application/json":
@@ -163,6 +164,22 @@ def render(
     if "chunked-responses" in variants:
         return StreamingResponse(_chunks(content), status_code=status, media_type=media_type, headers=headers)
     return Response(content, status_code=status, media_type=media_type, headers=headers)
+
+
+class JsonResponse(Response):
+    """A Starlette Response with its raw headers built directly (no header merging: the wallet sets few)."""
+
+    def __init__(
+        self, content: bytes, status: int, media_type: str, headers: tuple[tuple[str, str], ...] = ()
+    ):
+        self.status_code = status
+        self.body = content
+        self.background = None
+        self.raw_headers = [
+            (b"content-length", str(len(content)).encode()),
+            (b"content-type", media_type.encode()),
+            *((name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers),
+        ]
 
 
 async def _chunks(content: bytes) -> AsyncIterator[bytes]:

@@ -124,11 +124,11 @@ _CATALOGUE = (
           'A balance query for an unknown account in a currency the wallet holds succeeds with amount 0 '
           '("0.00" for USD).'),
     Fault("balance-refused", "BAL-007",
-          "Balance queries for currency codes that are not three letters are refused "
-          "(BALANCE_UNAVAILABLE): the USDT account's balance cannot be read."),
+          "A balance query is refused (BALANCE_UNAVAILABLE) while the account's balance differs from its opening "
+          "balance: every adjustment invalidates a balance cache whose refill query fails."),
     Fault("balance-other-currency", "BAL-008",
-          "A balance query for a known user in a currency the wallet holds no account in falls back to the "
-          "user's first account: its balance and decimals, under the requested userName and currency."),
+          "A balance query for a known user in an ISO 4217 currency the wallet holds no account in falls back "
+          "to the user's first (default) account and answers it: its currency, balance and decimals."),
     # ------------------------------------------------------------ execute
     Fault("slow-execute", "EXE-001",
           "An execute that credits money (NORMAL_CLOSE) sleeps 3.2 s before answering; debits stay fast."),
@@ -178,8 +178,8 @@ _CATALOGUE = (
           'Execute and cancel answer a body that is not JSON with success (code "0", data {}); nothing '
           "moves."),
     Fault("get-answers-200", "ROB-003",
-          "GET (and other undeclared methods) on the three paths answer HTTP 200 with a failure "
-          "envelope instead of 405."),
+          "GET, PUT, DELETE ... on the three paths are routed to the POST handler and answered with success "
+          '(HTTP 200, code "0", ok=true).'),
     Fault("slow-cancel", "ROB-004",
           "A cancel that claws back a credit (reverses a NORMAL_CLOSE) sleeps 3.2 s before answering."),
     Fault("flaky-trace-echo", "ENV-005",
@@ -191,9 +191,9 @@ _CATALOGUE = (
           "per-requestUniqueNo lock and commits without looking again: the platform's cancel arriving "
           "meanwhile answers US_0000002, then the late execute moves the money."),
     Fault("lost-cancel-answer-refunds-again", "DLV-002",
-          "The cancel commits the refund, answers after a 0.3 s notification call, and writes its "
-          "idempotency record (and the reversal mark) in a second transaction that is skipped when the "
-          "client has gone: a retry after a dropped connection refunds again."),
+          "The cancel (under a per-requestUniqueNo lock) commits the refund, makes a 0.3 s notification call, "
+          "and writes its idempotency record (and the reversal mark) in a second transaction that is skipped "
+          "when the client has gone: a retry after a dropped connection refunds again."),
     Fault("idempotency-cache-ttl", "DLV-003",
           "Idempotency records live in a cache that expires ~2 s after the write (expireAfterWrite): a "
           "replayed execute or cancel arriving later moves the money again."),

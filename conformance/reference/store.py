@@ -125,6 +125,10 @@ IDEMPOTENCY_TTL_MS = 2000  # fault idempotency-cache-ttl: records expire from th
 RACE_WINDOW_SECONDS = 0.02  # faults check-then-insert-race, lost-update-under-concurrency: read ... write
 
 
+class LedgerBusy(Exception):
+    """The ledger's lock is held (a money operation is in flight)."""
+
+
 class Ledger:
     def __init__(
         self,
@@ -207,9 +211,18 @@ class Ledger:
                 (delta, *key),
             )
 
-    def balance(self, key: Key) -> Balance | None:
-        with self._transaction() as conn:
-            return self._find(conn, key)
+    def balance(self, key: Key, wait: bool = True) -> Balance | None:
+        """The account's balance: one SELECT, atomic on its own (autocommit), under the connection's lock.
+
+        With ``wait=False`` raises :class:`LedgerBusy` instead of waiting for the lock (the event loop
+        reads inline when no money operation holds it, and hands the read to a thread otherwise).
+        """
+        if not self._lock.acquire(blocking=wait):
+            raise LedgerBusy
+        try:
+            return self._find(self._conn, key)
+        finally:
+            self._lock.release()
 
     def balances(self) -> dict[Key, int]:
         """Every account's balance in minor units (for tests and tools)."""

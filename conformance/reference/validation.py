@@ -138,13 +138,16 @@ def check_media_type(content_type: str | None, fault: str | None) -> Rejection |
 def parse_body(raw: bytes) -> tuple[Any, Rejection | None]:
     """The JSON body, or a rejection when it is not UTF-8 JSON (NaN and Infinity are not JSON)."""
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constant), None
+        return _DECODER.decode(raw.decode("utf-8")), None
     except (ValueError, RecursionError):
         return None, Rejection(INVALID_JSON, "the body is not valid JSON")
 
 
 def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # built once: json.loads(..., hook) builds one per call
 
 
 def is_text(value: Any) -> bool:

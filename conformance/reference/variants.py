@@ -34,7 +34,8 @@ _CATALOGUE = (
     # ------------------------------------------------------------ the envelope and the wire (D5, D6, D20)
     Variant("errors-http-400", "D5-error-status",
             "Every error answer keeps the envelope but uses an HTTP error status: 400 for malformed JSON, "
-            "headers and parameters, 404 for an unknown account, 409 for business refusals "
+            "headers and parameters, 415 for another media type, 404 for an unknown account, 409 for business "
+            "refusals "
             "(US_0000001/US_0000002 included). Draws the SHOULD ENV-012 warning.", warns=("ENV-012",)),
     Variant("numeric-error-codes", "D20-error-answers",
             'Failure codes are numeric strings ("1001", "2003", ...) instead of names; US_0000001 and '

@@ -405,14 +405,15 @@ def verify_bundle(path: str | Path, public_key=None, fingerprint_pin: str | None
             if name not in entries:
                 report.removed.append(name)
                 continue
-            data = read(name)
-            if data is None:
+            measured = _stream_digest(archive, name, int(item["size"]), report)
+            if measured is None:
                 continue
-            contents[name] = data
             report.files_checked += 1
-            actual = sha256(data)
-            if actual != item["sha256"] or len(data) != item["size"]:
+            actual, size = measured
+            if actual != item["sha256"] or size != item["size"]:
                 _change(report, name, f"SHA-256 {actual[:16]}… ≠ manifest {str(item['sha256'])[:16]}…")
+            if name == "summary.json":  # the one member read whole (its verdict is checked below)
+                contents[name] = read(name) if size == item["size"] else None
         for name in sorted(set(entries)):
             if name not in listed and name not in ABOUT_MANIFEST:
                 report.added.append(name)
@@ -427,6 +428,24 @@ def verify_bundle(path: str | Path, public_key=None, fingerprint_pin: str | None
         _check_verdicts(report, manifest, contents.get("summary.json"))
         _check_signature(report, entries, manifest, manifest_bytes, key, pinned, read)
     return report
+
+
+def _stream_digest(archive, name: str, expected_size: int, report) -> tuple[str, int] | None:
+    """SHA-256 and size of a member, streamed in blocks; stops one byte past the manifest's size (a member
+    that inflates beyond what the manifest says is changed, and is never expanded whole in memory)."""
+    digest, size = hashlib.sha256(), 0
+    try:
+        with archive.open(name) as member:
+            while size <= expected_size:
+                block = member.read(min(1 << 20, expected_size + 1 - size))
+                if not block:
+                    break
+                digest.update(block)
+                size += len(block)
+    except Exception as error:  # damaged member: bad CRC, bad deflate stream, ...
+        _change(report, name, f"unreadable: {error}")
+        return None
+    return digest.hexdigest(), size
 
 
 def _check_verdicts(report: VerifyReport, manifest: dict, summary_bytes: bytes | None) -> None:

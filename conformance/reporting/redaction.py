@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit, urlunsplit
 
 REDACTED = "<redacted>"
+_XML_REDACTED = "&lt;redacted&gt;"  # REDACTED as it stands in XML text (junit.xml)
 #: Header names whose values are always secret, whatever the profile says.
 ALWAYS_SECRET = frozenset({"authorization", "proxy-authorization", "cookie", "set-cookie"})
 #: Shorter values are redacted structurally only (where they sit as a header value or URL credential).
@@ -162,8 +163,9 @@ def _header_patterns(names: tuple[str, ...]) -> list[tuple[re.Pattern, str]]:
         (re.compile(rf'(?i)"({alternation})"(\s*[:,]\s*)"(?:[^"\\]|\\.)*"'), rf'"\1"\2"{REDACTED}"'),
         (re.compile(rf"(?i)'({alternation})'(\s*[:,]\s*)'(?:[^'\\]|\\.)*'"), rf"'\1'\2'{REDACTED}'"),
         # Name: value (curl -H, HTTP text), Name=value (a malformed --header argument)
-        (re.compile(rf"(?i)(?<![\w-])({alternation})(\s*[:=][ \t]*)"
-                    rf"(?![ \t]*(?:{re.escape(REDACTED)}|&lt;redacted&gt;))[^\s'\"][^'\"\r\n]*"),
+        # (a value already redacted, also as XML text, is left alone: redaction is idempotent)
+        (re.compile(rf"(?i)(?<![\w-])({alternation})(\s*[:=][ \t]*)(?![ \t]*(?:{re.escape(REDACTED)}|{_XML_REDACTED}))"
+                    rf"[^\s'\"][^'\"\r\n]*"),
          rf"\1\2{REDACTED}"),
     ]
 

@@ -85,7 +85,7 @@ class Platform:
         return self.call("getUserAmount", body, origin)
 
     def sender(self, origin: str) -> delivery.Send:
-        """A ``send`` for :func:`conformance.delivery.settle_order`: executes with the deadline, cancels plain."""
+        """A ``send`` for :func:`conformance.delivery.deliver_order`: executes with the deadline, cancels plain."""
 
         def send(operation: str, body: Any) -> Exchange:
             if operation == EXECUTE:
@@ -126,8 +126,8 @@ class Platform:
 
     def settle(self, execute_body: Any, cancel_body: Any, origin: str) -> SettleResult:
         """One order, delivered as the platform does (execute, cut-off, cancel retried)."""
-        return delivery.settle_order(execute_body, cancel_body, self.sender(origin), self.policy, self.clock,
-                                     deadline_s=self.deadline_s)
+        return delivery.deliver_order(execute_body, cancel_body, self.sender(origin), self.policy, self.clock,
+                                      deadline_s=self.deadline_s)
 
     def reverse(self, cancel_body: Any, origin: str, *, placed: bool = False) -> SettleResult:
         return delivery.reverse_order(cancel_body, self.sender(origin), self.policy, self.clock, placed=placed)

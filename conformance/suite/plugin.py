@@ -21,6 +21,7 @@ from conformance.checks import Outcome, Status
 from conformance.exchange import Exchange
 from conformance.journal import Journal
 from conformance.ledger import Ledger
+from conformance.money_journal import ExposureRefused
 from conformance.profile import Profile
 from conformance.transport import Client
 
@@ -39,6 +40,7 @@ class RunState:
     generated: Any = None  # schemathesis_hooks.GeneratedRun: what the generated slices' hooks are handed
     scenarios: list = field(default_factory=list)  # generated.ScenarioResult, in run order
     test_results: list = field(default_factory=list)  # one dict per handwritten/generated test
+    replays: list = field(default_factory=list)  # nightly: one dict per replay attempt (suite.replay)
 
     def request_number(self, label: str) -> str:
         """A fresh requestUniqueNo (max 48 characters) in this run's namespace."""
@@ -117,6 +119,8 @@ class SuitePlugin:
                 return (yield)
             except Judged:
                 raise
+            except ExposureRefused as error:  # the suite's own money bound: not judged, and says why
+                raise pytest.skip.Exception(f"not judged: {error}") from None
             except Exception as error:  # pytest's skip/fail/exit are BaseExceptions and pass through
                 self._type_unjudged(item, error)
                 raise

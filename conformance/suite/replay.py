@@ -31,7 +31,7 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from _pytest.runner import runtestprotocol
+from _pytest.runner import call_and_report
 
 from conformance import contract
 from conformance.exchange import Exchange, Request
@@ -48,30 +48,37 @@ class ReplayPlugin:
         self._state = state
         self._replays = max(0, replays)
         self._progress = progress
-        self.replayed: list[dict] = []  # {origin, attempt, kind, sent, failing: [requirement ids]}
 
-    @pytest.hookimpl(wrapper=True, tryfirst=True)
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_protocol(self, item, nextitem):
-        """After a handwritten test ran (and was reported), replay it when it recorded a MUST failure.
+        """Run a handwritten test, and replay it when it recorded a MUST failure.
 
-        A replay is the whole test protocol again (setup with fresh function fixtures, call, teardown),
-        unreported to JUnit and the run's test results: its outcomes carry its attempt number. Allure gets
-        one more result with the same history id, which it shows as a retry.
+        A replay is the test's protocol again (setup with fresh function fixtures, call, teardown),
+        unreported to JUnit and the run's test results; its outcomes carry its attempt number. Module and
+        class fixtures (a delivery simulation, its scenario log) are kept across the attempts: the teardown
+        before a replay stops at the test's parent, the last one goes on to the next test as usual. Allure
+        gets one more result per replay with the same history id, which it shows as a retry.
         """
-        result = yield
         if not self._replays or "scenario" in item.fixturenames:
-            return result  # turned off, or a generated slice (its failing examples are replayed at session end)
-        if _failing_musts(self._state.journal.outcomes_of(item.nodeid, 0)):
-            for attempt in range(1, self._replays + 1):
-                item.conformance_attempt = attempt
-                try:
-                    item.ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
-                    runtestprotocol(item, nextitem=nextitem, log=False)
-                    item.ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
-                finally:
-                    item.conformance_attempt = 0
-                self._tell(item.nodeid, attempt, "test", 1)
-        return result
+            return None  # turned off, or a generated slice (its failing examples are replayed at session end)
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        again = _run_once(item, nextitem, log=True, replay_next=lambda: self._wants_replay(item))
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        attempt = 0
+        while again:
+            attempt += 1
+            last = attempt == self._replays
+            item.conformance_attempt = attempt
+            try:
+                ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+                again = _run_once(item, nextitem, log=False,
+                                  replay_next=lambda last=last: not last and not self._stopping())
+                ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+            finally:
+                item.conformance_attempt = 0
+            self._tell(item.nodeid, attempt, "test", 1)
+        return True
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session) -> None:
@@ -79,9 +86,18 @@ class ReplayPlugin:
             self._replay_generated()
 
     # -------------------------------------------------------------------------------------- internals
+    def _wants_replay(self, item) -> bool:
+        return not self._stopping() and bool(_failing_musts(self._state.journal.outcomes_of(item.nodeid, 0)))
+
+    def _stopping(self) -> bool:
+        money = getattr(self._state.ledger, "money", None)
+        stopping = getattr(money, "stopping", None)
+        return bool(stopping is not None and stopping.is_set())
+
     def _tell(self, origin: str, attempt: int, kind: str, sent: int) -> None:
         still = _failing_musts(self._state.journal.outcomes_of(origin, attempt))
-        self.replayed.append({"origin": origin, "attempt": attempt, "kind": kind, "sent": sent, "failing": still})
+        self._state.replays.append({"origin": origin, "attempt": attempt, "kind": kind, "sent": sent,
+                                    "reproduced": still})
         if self._progress is not None:
             verdict = "reproduced " + ", ".join(still) if still else "did not reproduce"
             self._progress(f"[replay {attempt}/{self._replays}] {verdict}: {origin}")
@@ -106,23 +122,67 @@ class ReplayPlugin:
                     continue
                 chosen = _replayable(journal, against)
                 if chosen is None:
+                    self._state.replays.append({"origin": origin, "attempt": None, "kind": "generated examples",
+                                                "sent": 0, "reproduced": _failing_musts(against),
+                                                "note": "not replayed: a failure without a replayable example, or "
+                                                        f"more than {MAX_GENERATED_REPLAYS}"})
                     if self._progress is not None:
                         self._progress(f"[replay] not replayed (a failure without a replayable example, or more "
                                        f"than {MAX_GENERATED_REPLAYS}): {origin}")
                     continue
                 client = client or Client(self._state.profile, journal)
                 for attempt in range(1, self._replays + 1):
+                    if self._stopping():
+                        break
+                    sent, refused = _send_all(client, chosen, attempt)
+                    if refused is not None:  # a partial attempt must never pass for a recovery: keep, do not judge
+                        for again in sent:
+                            journal.record(again, judge=False)
+                        self._state.replays.append({"origin": origin, "attempt": attempt, "kind": "generated examples",
+                                                    "sent": len(sent), "reproduced": None,
+                                                    "note": f"stopped, not judged: {refused}"})
+                        if self._progress is not None:
+                            self._progress(f"[replay {attempt}/{self._replays}] stopped ({refused}): {origin}")
+                        break
                     with journal.context(origin, attempt):
-                        for exchange in chosen:
-                            request = _fresh(exchange.request) if exchange.operation == "executeAdjustment" \
-                                else exchange.request
-                            journal.record(client.send(request, operation=exchange.operation,
-                                                       origin=f"{exchange.origin}/replay-{attempt}",
-                                                       negative=exchange.negative))
+                        for again in sent:
+                            journal.record(again)
                     self._tell(origin, attempt, "generated examples", len(chosen))
         finally:
             if client is not None:
                 client.close()
+
+
+def _run_once(item, nextitem, *, log: bool, replay_next: Callable[[], bool]) -> bool:
+    """pytest's runtestprotocol, with the teardown stopping at the test's parent when a replay follows."""
+    if hasattr(item, "_request") and not item._request:
+        item._initrequest()  # a second run of the same item (as pytest-rerunfailures does)
+    try:
+        setup = call_and_report(item, "setup", log)
+        if setup.passed:
+            call_and_report(item, "call", log)
+        session = item.session
+        again = not (session.shouldfail or session.shouldstop) and replay_next()
+        call_and_report(item, "teardown", log, nextitem=item.parent if again else
+                        (None if session.shouldfail or session.shouldstop else nextitem))
+    finally:
+        if hasattr(item, "_request"):
+            item._request = False
+            item.funcargs = None
+    return again
+
+
+def _send_all(client: Client, chosen: list[Exchange], attempt: int) -> tuple[list[Exchange], str | None]:
+    """Send every chosen exchange again; stop at the first the run refuses (stopping, a money bound)."""
+    sent = []
+    for exchange in chosen:
+        request = _fresh(exchange.request) if exchange.operation == "executeAdjustment" else exchange.request
+        try:
+            sent.append(client.send(request, operation=exchange.operation,
+                                    origin=f"{exchange.origin}/replay-{attempt}", negative=exchange.negative))
+        except Exception as error:  # RunStopped, ExposureRefused: the money journal's gate said no
+            return sent, f"{type(error).__name__}: {error}"
+    return sent, None
 
 
 def _replayed_at_end(origin: str) -> bool:
