@@ -184,11 +184,13 @@ def _raw_secrets(args: argparse.Namespace):
     from conformance.reporting.redaction import Secrets
 
     values, headers = [], []
-    for text in getattr(args, "headers", None) or []:
-        match = re.match(r"\s*([^:=]*)[:=](.*)", text)
-        name, value = (match.group(1).strip(), match.group(2).strip()) if match else ("", text.strip())
-        headers.append((name, value))
-        values += [value, text.strip()]
+    for text in getattr(args, "headers", None) or []:  # 'NAME: VALUE', or malformed: 'NAME=VALUE', 'NAME VALUE'
+        match = re.match(r"\s*([^:=\s]*)\s*[:=]?\s*(.*)", text)
+        name, value = (match.group(1), match.group(2).strip()) if match else ("", text.strip())
+        if name:
+            headers.append((name, value))
+        if value:
+            values.append(value)
     return Secrets.build(headers=headers, urls=(getattr(args, "base_url", None),), values=values)
 
 

@@ -38,7 +38,9 @@ USER, PASSWORD = "aud1tUser", "pa55:w@rd/Secret"
 
 def planted_values(seed: int = 11) -> dict[str, str]:
     rng = random.Random(seed)
-    return {f"X-Secret-{n:02d}": "".join(rng.choice(ALPHABET) for _ in range(n)) for n in range(1, 41)}
+    values = {f"X-Secret-{n:02d}": "".join(rng.choice(ALPHABET) for _ in range(n)) for n in range(1, 41)}
+    values["X-Secret-01"] = "1"  # the value whose substring redaction once turned "elapsed_ms": 1.0 into junk
+    return values
 
 
 def forms(value: str) -> set[str]:

@@ -43,6 +43,8 @@ def finish(result, profile, *, say: Callable[[str], None] = print, environ: Mapp
     environ = os.environ if environ is None else environ
     secrets = redaction.Secrets.of(profile)
     waiting = getattr(say, "waiting", None)
+    if callable(getattr(say, "phase", None)):
+        say.phase("reports")
     if color is None:
         color = bool(getattr(say, "tty", False))
 

@@ -169,3 +169,32 @@ def render(report_dir: Path, summary: dict[str, Any]) -> dict[str, str]:
         ledger = {}
     charts["money.svg"] = money_svg(money_series(ledger, exchange_times(report_dir)))
     return charts
+
+
+def latency_trend_svg(runs: list[tuple[str, dict[str, dict[str, Any]]]],
+                      title: str = "p95 latency per operation across runs") -> str:
+    """One line per operation: its p95 (ms) in each run, oldest first (``runs``: (label, summary latency))."""
+    operations = sorted({op for _, latency in runs for op, stats in latency.items() if stats.get("count")})
+    points = {op: [(i, float(latency.get(op, {}).get("p95_ms") or 0)) for i, (_, latency) in enumerate(runs)
+                   if latency.get(op, {}).get("count")] for op in operations}
+    if not operations or not runs:
+        return _frame(title, [f'<text x="{LEFT}" y="{HEIGHT / 2}">no latency recorded</text>'], [])
+    maximum = max(v for series in points.values() for _, v in series) or 1.0
+    body = _axis(maximum, "p95 ms")
+    plot_w, plot_h = WIDTH - 20 - LEFT, HEIGHT - BOTTOM - TOP
+    step = plot_w / max(1, len(runs) - 1)
+    legend = []
+    for index, operation in enumerate(operations):
+        colour = PALETTE[index % len(PALETTE)]
+        legend.append((operation[:12], colour))
+        coords = [f"{LEFT + step * i:.1f},{HEIGHT - BOTTOM - plot_h * v / maximum:.1f}" for i, v in points[operation]]
+        body.append(f'<polyline fill="none" stroke="{colour}" stroke-width="2" points="{" ".join(coords)}">'
+                    f'<title>{escape(operation)}</title></polyline>')
+        for coord, (i, v) in zip(coords, points[operation], strict=True):
+            x, y = coord.split(",")
+            body.append(f'<circle cx="{x}" cy="{y}" r="3" fill="{colour}"><title>{escape(operation)} '
+                        f'{escape(runs[i][0])}: p95 {v} ms</title></circle>')
+    for i, (label, _) in enumerate(runs):
+        body.append(f'<text x="{LEFT + step * i:.1f}" y="{HEIGHT - BOTTOM + 16}" text-anchor="middle">'
+                    f'{escape(label[:10])}</text>')
+    return _frame(title, body, legend)

@@ -20,6 +20,7 @@ anything else (redacting the value ``"1"`` by substring would turn ``"elapsed_ms
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -55,7 +56,7 @@ class Secrets:
     def build(cls, headers: Iterable[tuple[str, str]] = (), urls: Iterable[str | None] = (),
               values: Iterable[str] = ()) -> Secrets:
         headers = tuple(headers)
-        names = {name.lower() for name, _ in headers}
+        names = {name.lower() for name, _ in headers if name}
         found = [value for _, value in headers if value]
         pairs = []
         for url in urls:
@@ -78,18 +79,30 @@ class Secrets:
 
     def forms(self) -> list[str]:
         """Every textual form a long-enough secret takes in a report, longest first."""
-        forms: set[str] = set()
-        for value in self.values:
-            if len(value) < MIN_BLIND_LENGTH:
-                continue
-            forms |= {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value, safe=""),
-                      base64.b64encode(value.encode()).decode(), json.dumps(value, ensure_ascii=False)[1:-1]}
-        for user, password in self.credentials:
-            forms.add(base64.b64encode(f"{user}:{password}".encode()).decode())
-        return sorted((f for f in forms if len(f) >= MIN_BLIND_LENGTH), key=len, reverse=True)
+        return list(_forms(self.values, self.credentials))
 
     def __bool__(self) -> bool:
         return bool(self.values or self.header_names)
+
+
+@functools.lru_cache(maxsize=64)
+def _forms(values: tuple[str, ...], credentials: tuple[tuple[str, str], ...]) -> tuple[str, ...]:
+    forms: set[str] = set()
+    for value in values:
+        if len(value) < MIN_BLIND_LENGTH:
+            continue
+        forms |= {value, json.dumps(value)[1:-1], quote(value, safe=""), quote_plus(value, safe=""),
+                  base64.b64encode(value.encode()).decode(), json.dumps(value, ensure_ascii=False)[1:-1]}
+    for user, password in credentials:
+        forms.add(base64.b64encode(f"{user}:{password}".encode()).decode())
+    return tuple(sorted((f for f in forms if len(f) >= MIN_BLIND_LENGTH), key=len, reverse=True))
+
+
+@functools.lru_cache(maxsize=64)
+def _forms_pattern(values: tuple[str, ...], credentials: tuple[tuple[str, str], ...]) -> re.Pattern | None:
+    """One alternation of every form, longest first: a single pass over a string finds them all."""
+    forms = _forms(values, credentials)
+    return re.compile("|".join(re.escape(f) for f in forms)) if forms else None
 
 
 def url_credentials(url: str | None) -> list[str]:
@@ -142,7 +155,8 @@ def scrub(value: Any, secrets: Secrets | Iterable[str] | None) -> Any:
     return value
 
 
-def _header_patterns(names: Iterable[str]) -> list[tuple[re.Pattern, str]]:
+@functools.lru_cache(maxsize=256)
+def _header_patterns(names: tuple[str, ...]) -> list[tuple[re.Pattern, str]]:
     alternation = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
     return [
         # "Name": "value" / ["Name", "value"] (JSON), 'Name': 'value' (Python repr)
@@ -160,13 +174,13 @@ def _text(text: str, secrets: Secrets) -> str:
     if "://" in text and "@" in text:
         text = _USERINFO.sub(rf"\1{REDACTED}@", text)
     lowered = text.lower()
-    present = [n for n in secrets.names if n in lowered]
+    present = tuple(sorted(n for n in secrets.names if n in lowered))
     if present:
         for pattern, replacement in _header_patterns(present):
             text = pattern.sub(replacement, text)
-    for form in secrets.forms():
-        if form in text:
-            text = text.replace(form, REDACTED)
+    pattern = _forms_pattern(secrets.values, secrets.credentials)
+    if pattern is not None:
+        text = pattern.sub(REDACTED, text)
     return text
 
 

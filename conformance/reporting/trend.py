@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from conformance import contract
-from conformance.reporting import allure, compare
+from conformance.reporting import allure, charts, compare
 
 SUMMARY = "summary.json"
 BAD = frozenset({"failed", "warning"})
@@ -48,6 +48,7 @@ class Column:
     started_at: str
     target: str
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    latency: dict[str, dict[str, Any]] = field(default_factory=dict)  # summary.json "latency" of the run
 
     def status(self, rid: str) -> str | None:
         row = self.rows.get(rid)
@@ -91,6 +92,7 @@ def load_column(path: Path, key: str | None = None) -> Column:
         verdict=verdict, path=str(path), started_at=started,
         target=allure.public_url(target.get("base_url")) or "embedded reference wallet",
         rows={row["id"]: row for row in summary["requirements"]},
+        latency=summary.get("latency") if isinstance(summary.get("latency"), dict) else {},
     )
 
 
@@ -255,6 +257,9 @@ class Trend:
                    f"{len(self.since)} requirement(s) failing.</p>"]
         if items:
             preface.append(f'<ul class="failures">{items}</ul>')
+        if any(c.latency for c in self.columns):  # offline SVG, inline: the page still fetches nothing
+            svg = charts.latency_trend_svg([(c.key, c.latency) for c in self.columns])
+            preface.append("<p>" + svg.replace(' xmlns="http://www.w3.org/2000/svg"', "", 1) + "</p>")  # inline: HTML5
         subtitle = (f"{len(self.columns)} runs, oldest first, from {self.columns[0].detail.split(' ')[0]} to "
                     f"{latest.detail.split(' ')[0]}; hover a cell for its reason, waiver owner and attempts")
         return html_page("Conformance trend", subtitle, self.columns, note_header="failing since",
