@@ -21,6 +21,7 @@ from typing import Any
 
 from conformance.checks import Context, Outcome, judge_exchange
 from conformance.exchange import Exchange
+from conformance.reporting import redaction
 
 #: Who is judging right now (a test's origin, and which attempt of it): stamped on every outcome recorded.
 _JUDGING: contextvars.ContextVar[tuple[str, int] | None] = contextvars.ContextVar("judging", default=None)
@@ -37,12 +38,14 @@ class Journal:
         *,
         secret_headers: frozenset[str] = frozenset(),
         secret_values: tuple[str, ...] = (),
+        secrets: redaction.Secrets | None = None,
         observers: tuple[Any, ...] = (),
     ):
         self.directory = directory
         self.ctx = ctx
         self.secret_headers = secret_headers
         self.secret_values = tuple(v for v in secret_values if v)
+        self.secrets = secrets or redaction.Secrets(header_names=frozenset(secret_headers), values=self.secret_values)
         self.observers = list(observers)
         self.exchanges: dict[str, Exchange] = {}
         self.outcomes: list[Outcome] = []
@@ -94,9 +97,9 @@ class Journal:
         self._write(self._outcome_file, outcome.to_record())
 
     def _write(self, handle, record: dict) -> None:
-        line = json.dumps(record, ensure_ascii=False, sort_keys=True)
-        for secret in self.secret_values:
-            line = line.replace(secret, "<redacted>")
+        # the one redaction of every writer: by header name, URL userinfo, then values (never a blind
+        # substring replace, which turned "elapsed_ms": 1.0 into invalid JSON for a secret "1")
+        line = json.dumps(redaction.scrub(record, self.secrets), ensure_ascii=False, sort_keys=True)
         handle.write(line + "\n")
 
     def close(self) -> None:

@@ -218,9 +218,8 @@ def parse_header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
     name = name.strip()
     if not sep or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
-        # Never echo more than the first word: the rest may be a secret value.
-        shown = name.split()[0] if name.split() else "<empty>"
-        raise ConfigError(f"header starting {shown!r}: expected 'NAME: VALUE'")
+        # Never echo any of it: a header given without its colon may be nothing but its secret value.
+        raise ConfigError("a header is not 'NAME: VALUE' (its text is not shown: it may hold a secret)")
     return name, value.strip()
 
 

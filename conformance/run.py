@@ -41,6 +41,7 @@ from conformance.ledger import Ledger
 from conformance.money_journal import JOURNAL_FILE, Bounds, MoneyJournal
 from conformance.money_journal import read as read_money_journal
 from conformance.profile import Profile, TestAccount
+from conformance.reporting import redaction
 from conformance.settle import describe, read_balances, settle_command_line, settle_outstanding
 from conformance.suite.plugin import RunState, SuitePlugin
 from conformance.suite.replay import ReplayPlugin
@@ -233,7 +234,7 @@ def execute(profile: Profile, *, progress: Callable[[str], None] | None = None, 
         with stopper, target(profile) as live:
             journal = Journal(
                 report_dir, live.judging_context(), secret_headers=live.secret_header_names,
-                secret_values=live.secret_values,
+                secret_values=live.secret_values, secrets=redaction.Secrets.of(live),
             )
             ledger = Ledger(money=money)
             journal.observers += [ledger, CancelPairs(journal)]

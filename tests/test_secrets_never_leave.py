@@ -109,8 +109,6 @@ def test_no_planted_secret_leaves_a_run_from_flags_and_url_credentials(flag_run)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="conformance/journal.py still redacts by substring (Journal._write): "
-                                       "the lead switches it to conformance.reporting.redaction.scrub")
 def test_redacting_a_one_character_secret_keeps_every_json_artifact_valid(flag_run):
     _, report_dir, _ = flag_run
     broken = []

@@ -161,8 +161,12 @@ class SuitePlugin:
                 }
             )
             if self._progress is not None:
-                done = len(self._state.test_results)
-                self._progress(f"[{done:>4}/{self._total}] {report.outcome:<7} {report.nodeid}")
+                done_hook = getattr(self._progress, "test_done", None)
+                if done_hook is not None:  # a reporting.progress.Progress: compact, live, or a line per test
+                    done_hook(report.nodeid, report.outcome)
+                else:
+                    done = len(self._state.test_results)
+                    self._progress(f"[{done:>4}/{self._total}] {report.outcome:<7} {report.nodeid}")
 
     def pytest_collection_modifyitems(self, config, items) -> None:
         phases = self._state.profile.phases
@@ -172,6 +176,9 @@ class SuitePlugin:
             items[:] = kept
         self._requirements = {item.nodeid: requirement_ids(item) for item in items}
         self._total = len(items)
+        start = getattr(self._progress, "start", None)
+        if start is not None:
+            start(self._total, "handwritten, generated and delivery tests")
 
     def pytest_sessionfinish(self, session) -> None:
         if self._client is not None:
