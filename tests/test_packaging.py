@@ -41,6 +41,13 @@ def test_wheel_ships_the_contract_and_the_entry_point(wheel):
     assert "conformance = conformance.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 
 
+def test_wheel_ships_every_module_of_the_source_tree(wheel):
+    """A subpackage missing from pyproject's list is invisible to editable installs and breaks a real one."""
+    names = set(zipfile.ZipFile(wheel).namelist())
+    source = {p.relative_to(ROOT).as_posix() for p in (ROOT / "conformance").rglob("*.py")}
+    assert source - names == set()
+
+
 def test_installed_package_loads_its_contract_from_another_directory(wheel, tmp_path):
     site = tmp_path / "site"
     zipfile.ZipFile(wheel).extractall(site)
