@@ -26,6 +26,7 @@ def build_summary(profile: Profile, state, started: float, *, leftover: list, py
     suite_errors = verdicts.suite_errors_from(journal.outcomes)
     if pytest_exit not in (0, 1):  # 2 interrupted, 3 internal error, 4 usage, 5 no tests
         suite_errors.append(f"the test session ended abnormally (pytest exit {pytest_exit})")
+    suite_errors += [f"a suite module could not be collected: {e}" for e in getattr(state, "collection_errors", [])]
     broken = [s.name for s in state.scenarios if s.errors or (not s.skipped and s.calls == 0)]
     if broken:  # a generated slice that could not run judged nothing: the run is not complete
         suite_errors.append(f"{len(broken)} generated scenario(s) did not run: {', '.join(broken[:5])}")

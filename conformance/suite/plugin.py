@@ -39,6 +39,7 @@ class RunState:
     run_id: str
     generated: Any = None  # schemathesis_hooks.GeneratedRun: what the generated slices' hooks are handed
     scenarios: list = field(default_factory=list)  # generated.ScenarioResult, in run order
+    collection_errors: list = field(default_factory=list)  # suite modules that could not be collected
     test_results: list = field(default_factory=list)  # one dict per handwritten/generated test
     replays: list = field(default_factory=list)  # nightly: one dict per replay attempt (suite.replay)
 
@@ -167,6 +168,12 @@ class SuitePlugin:
                 else:
                     done = len(self._state.test_results)
                     self._progress(f"[{done:>4}/{self._total}] {report.outcome:<7} {report.nodeid}")
+
+    def pytest_collectreport(self, report) -> None:
+        if report.failed:  # a suite module that cannot be imported: say which and why, not only "exit 2"
+            text = str(getattr(report, "longreprtext", "") or report.longrepr or "")
+            last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+            self._state.collection_errors.append(f"{report.nodeid or 'collection'}: {last[:200]}")
 
     def pytest_collection_modifyitems(self, config, items) -> None:
         phases = self._state.profile.phases
