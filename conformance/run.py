@@ -191,8 +191,16 @@ class Stopper:
             signal.signal(sig, handler)
 
 
+#: The terminal's stderr as it was when the module loaded, before pytest's capture dup2()s fd 2 away: a signal's
+#: line must reach the person who pressed Ctrl-C, not a captured test's output.
+try:
+    _REAL_STDERR = os.dup(2)
+except OSError:  # no stderr at all
+    _REAL_STDERR = 2
+
+
 def _stderr(line: str) -> None:
-    os.write(2, (line + "\n").encode("utf-8", "replace"))  # async-signal-safe enough: no buffered stream
+    os.write(_REAL_STDERR, (line + "\n").encode("utf-8", "replace"))  # async-signal-safe enough: no buffering
 
 
 class SettleAsTheRunGoes:
