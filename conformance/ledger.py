@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance.exchange import Exchange
+from conformance.money_journal import execute_status
 
 SETTLED_CODES = {"0": "reversed", "US_0000001": "not applied", "US_0000002": "never received"}
 
@@ -56,18 +57,6 @@ class Entry:
         }
 
 
-def _execute_outcome(exchange: Exchange) -> str:
-    """applied, rejected (an unambiguous no: ok=false with a non-zero code), or unknown (compensate it)."""
-    if exchange.succeeded:
-        return "applied"
-    envelope = exchange.envelope
-    if exchange.rejected and envelope is not None and envelope.get("ok") is False and envelope.get("code") not in (
-        "0", 0, None
-    ):
-        return "rejected"
-    return "unknown"  # no answer, a bare 4xx/5xx, or a contradictory envelope: money may have moved
-
-
 class Ledger:
     """Keeps the money story of the run (it judges nothing: see :mod:`conformance.conversations`)."""
 
@@ -83,7 +72,7 @@ class Ledger:
         number = body.get("requestUniqueNo")
         if exchange.operation == "executeAdjustment" and isinstance(number, str) and number:
             self._observe_execute(number, body, exchange)
-        elif exchange.operation == "executeAdjustment" and _execute_outcome(exchange) != "rejected":
+        elif exchange.operation == "executeAdjustment" and execute_status(exchange) != "rejected":
             # applied (or perhaps applied) without a number a cancel could name: it cannot be compensated,
             # so it stays outstanding and the run says so
             self._observe_execute(f"<no requestUniqueNo: {exchange.id}>", body, exchange, cancellable=False)
@@ -91,7 +80,7 @@ class Ledger:
             self._observe_cancel(body["reverseRequestUniqueNo"], exchange)
 
     def _observe_execute(self, number: str, body: dict, exchange: Exchange, cancellable: bool = True) -> None:
-        outcome = _execute_outcome(exchange)
+        outcome = execute_status(exchange)
         with self._lock:
             entry = self.entries.get(number)
             if entry is None:

@@ -5,12 +5,10 @@ Each test reproduces one observed defect; each was run against the code before i
 
 from __future__ import annotations
 
-import contextlib
 import http.server
 import json
 import subprocess
 import sys
-import threading
 import time
 from types import SimpleNamespace
 
@@ -24,6 +22,7 @@ from conformance.checks.validation import schema_invalid_request_rejected
 from conformance.exchange import Exchange, Request, Response
 from conformance.reference import DEFAULT_ACCOUNTS, WalletConfig, serve
 from tests.test_checks import CANCEL, EXECUTE, HEADERS, PATHS, REJECTED, envelope, ex
+from tests.test_cli_errors import http_server
 
 CLI = [sys.executable, "-m", "conformance.cli"]
 USD = ("W-1", "86000001", "USD")
@@ -180,20 +179,10 @@ class _TrailingBytes(http.server.BaseHTTPRequestHandler):
         pass
 
 
-@contextlib.contextmanager
-def _server(handler):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
 @pytest.mark.slow
 def test_invalid_json_answers_fail_the_envelope_rule_not_reachability(tmp_path):
-    with _server(_TrailingBytes) as url:
+    with http_server(_TrailingBytes) as port:
+        url = f"http://127.0.0.1:{port}/api"
         code, stderr, _, _ = _cli("--base-url", url, "--account", "W-1:86000001:USD", "--phases", "handwritten",
                                   "--rate-limit", "0", "--report-dir", str(tmp_path / "r"))
     assert code == 1, stderr
