@@ -43,6 +43,7 @@ from conformance.money_journal import (
     read,
     summarise,
 )
+from conformance.reporting import redaction
 
 EXIT_SETTLED, EXIT_USAGE, EXIT_OUTSTANDING = 0, 2, 4
 
@@ -169,15 +170,14 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
     say(f"settle: {len(owed)} adjustment(s) outstanding in {directory / JOURNAL_FILE}"
         + (f" ({state.torn} torn record(s) skipped)" if state.torn else ""))
     secrets = profile.secret_header_names
+    scrubbing = redaction.Secrets.of(profile)  # header values, URL credentials: the one redaction of every writer
     log = open(directory / "settle-exchanges.jsonl", "a", encoding="utf-8")  # noqa: SIM115
     client = Client(profile, money=money)
 
     def send(operation: str, body: dict) -> Exchange:
         exchange = client.call(operation, body, origin="settle")
-        line = json.dumps(exchange.to_record(secrets), ensure_ascii=False, sort_keys=True)
-        for value in profile.secret_values:
-            line = line.replace(value, "<redacted>")
-        log.write(line + "\n")
+        record = redaction.scrub(exchange.to_record(secrets), scrubbing)
+        log.write(json.dumps(record, ensure_ascii=False, sort_keys=True) + "\n")
         log.flush()
         return exchange
 

@@ -106,18 +106,19 @@ def _forms_pattern(values: tuple[str, ...], credentials: tuple[tuple[str, str], 
 
 
 def url_credentials(url: str | None) -> list[str]:
-    """The user name and password of a URL (raw and percent-decoded), when it carries any."""
+    """The password of a URL (raw and percent-decoded), when it carries one.
+
+    The user name is not a secret value on its own (it is redacted where it stands, in the URL's userinfo and
+    inside Authorization: Basic): replacing every occurrence of a short name such as "user" turned
+    "get-user-amount" into "get-<redacted>-amount" in the very message the operator needs."""
     if not url:
         return []
     try:
         parts = urlsplit(str(url))
     except ValueError:
         return []
-    found = []
-    for item in (parts.username, parts.password):
-        if item:
-            found += [item, unquote(item)]
-    return list(dict.fromkeys(found))
+    password = parts.password
+    return list(dict.fromkeys([password, unquote(password)])) if password else []
 
 
 def public_url(url: str | None) -> str:
