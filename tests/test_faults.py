@@ -50,7 +50,6 @@ CONSEQUENCES: dict[str, set[str]] = {
     "lowercase-currency-in-balance": {"CUR-002"},  # "usd" is not an ISO 4217 code
     "wrong-json-types-accepted": {"VAL-004"},  # bizType "1" is not one of the documented integers
     "currency-case-insensitive": {"CUR-001"},  # asked "usd", answered "USD": not the requested code
-    "cancel-does-not-refund": {"HDR-004"},  # the timestamp-less cancel is not "processed" either: no refund
     # an HTML error page is neither JSON (ENV-001) nor an envelope whose status is documented (ENV-010)
     "non-object-body-html-500": {"ENV-001", "ENV-010"},
     # US_0000002 for a valid execute the wallet refused is both the wrong code (CAN-002) and a falsehood (CAN-008)

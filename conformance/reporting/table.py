@@ -70,9 +70,14 @@ def footer(summary: dict[str, Any]) -> list[str]:
     if money:
         lines.append(
             f"money: {money.get('executes_sent', 0)} executes sent, {money.get('applied', 0)} applied, "
-            f"{money.get('reversed', 0)} reversed, {money.get('compensated_by_suite', 0)} compensated at the end, "
-            f"{len(money.get('outstanding', []))} outstanding"
+            f"{money.get('reversed', 0)} answered reversed, {money.get('compensated_by_suite', 0)} compensated by the "
+            f"suite, {len(money.get('outstanding', []))} outstanding"
         )
+        balances = money.get("balances") or {}
+        for account in balances.get("accounts", []):
+            if account.get("meaning") != "unchanged":  # the wallet's books say what the answers did not
+                lines.append(f"money: {account.get('account')} {account.get('before')} -> {account.get('after')} "
+                             f"({account.get('difference')}): {account.get('meaning')}")
     for error in summary.get("suite_errors", []):
         lines.append(f"suite: {error}")
     lines += waivers.lines(summary.get("waivers"))  # nightly: applied, expired, no longer needed

@@ -305,28 +305,29 @@ def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | N
         raise Judged(f"{requirement}: the probe did not reach the rule (no check applied): a suite defect")
 
 
-def expect_all(journal: Journal, checks: dict[str, Any], *, gate: str | None = None) -> None:
+def expect_all(journal: Journal, checks: dict[str, Any], *, gate: str | tuple[str, ...] | None = None) -> None:
     """Judge several requirements of one conversation; collect every failure before raising one :class:`Judged`.
 
-    ``gate`` names the requirement whose violation makes the others meaningless: when it failed, the
-    others are recorded BLOCKED by it instead of being judged.
+    ``checks`` maps a requirement id to its subject: an outcome, an exchange, or a tuple of them.
+    ``gate`` names the requirement(s) whose violation makes the others meaningless: gates are judged first,
+    and when one fails, the others are recorded BLOCKED by it instead of being judged.
     """
+    gates = (gate,) if isinstance(gate, str) else tuple(gate or ())
     failures = []
-    gate_failed = False
-    items = list(checks.items())
-    if gate is not None:
-        items.sort(key=lambda item: item[0] != gate)
+    blocker: str | None = None
+    items = sorted(checks.items(), key=lambda item: item[0] not in gates)
     for requirement, subject in items:
-        if gate_failed:
-            _record(journal, requirement, Status.BLOCKED, f"not judged: blocked by the {gate} violation",
-                    blocked_by=gate)
+        if blocker is not None and requirement not in gates:
+            _record(journal, requirement, Status.BLOCKED, f"not judged: blocked by the {blocker} violation",
+                    blocked_by=blocker)
             continue
         subjects = subject if isinstance(subject, tuple) else (subject,)
         try:
             expect(journal, requirement, *subjects)
         except Judged as error:
             failures.append(str(error))
-            gate_failed = requirement == gate
+            if requirement in gates and blocker is None:
+                blocker = requirement
     if failures:
         raise Judged("\n".join(failures))
 

@@ -89,16 +89,25 @@ def test_execute_replay_cancel_replay_second_cancel(operation_type, teller, jour
     expect_all(journal, {**outcomes, "EXE-001": (execute, replay)}, gate="EXE-002")
 
 
-@pytest.mark.requirement("HDR-004", "EXE-002")
+@pytest.mark.requirement("HDR-004", "EXE-002", "CAN-003")
 def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
+    """A timestamp-less cancel is processed like one with it: a control pair with the header comes first, so a
+    wallet whose cancels never give money back fails CAN-003 there, and HDR-004 is blocked, not blamed."""
+    control_before = teller.balance(account)
+    control_body = teller.execute_body(account, teller.amount(account))
+    control_execute = teller.execute(control_body)
+    control_cancel = teller.cancel(teller.cancel_body(control_body))
+    control_after = teller.balance(account)
     before = teller.balance(account)
     execute_body = teller.execute_body(account, teller.amount(account))
     execute = teller.execute(execute_body)
     cancel = teller.cancel(teller.cancel_body(execute_body), timestamp=False)
     after = teller.balance(account)
-    require_answer(before, execute, cancel, after)
-    # the execute must have been applied for the timestamp-less cancel to mean anything: judged, and blamed, first
+    require_answer(control_before, control_execute, control_cancel, control_after, before, execute, cancel, after)
+    # the execute must have been applied, and a cancel with the header must work, for this one to mean anything
     applied = _judge(journal, ctx, conversation.funded_execute_applied, before=before, execute=execute)
+    control = _judge(journal, ctx, conversation.cancel_restores_balance, before_execute=control_before,
+                     execute=control_execute, cancel=control_cancel, after_cancel=control_after)
     outcome = _judge(
         journal,
         ctx,
@@ -108,7 +117,7 @@ def test_cancel_without_timestamp_is_processed(teller, journal, ctx, account):
         cancel=cancel,
         after=after,
     )
-    expect_all(journal, {"EXE-002": applied, "HDR-004": outcome}, gate="EXE-002")
+    expect_all(journal, {"EXE-002": applied, "CAN-003": control, "HDR-004": outcome}, gate=("EXE-002", "CAN-003"))
 
 
 @pytest.mark.requirement("CAN-001")
