@@ -183,7 +183,7 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
 
     try:
         left = settle_outstanding(money, send, policy=policy_of(profile), timeout_s=profile.settle_timeout, say=say)
-        read_balances(client, money, [a for a in run.get("accounts", [])], "settle")
+        read_now = read_balances(client, money, [a for a in run.get("accounts", [])], "settle")
         elapsed = time.monotonic() - started
         money.note_settle({"by": "conformance settle", "settled": len(owed) - len(left),
                            "outstanding": [a.key for a in left], "duration_s": round(elapsed, 3)})
@@ -197,9 +197,16 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
     for adjustment in left:
         say(f"  outstanding: {describe(adjustment)}")
     for account in summarise(final)["balances"]["accounts"]:
+        if account["account"] not in read_now:  # never pass an earlier reading off as the balance now
+            say(f"  balance {account['account']}: not read now (the target did not answer it); "
+                f"last reading {account['after']}")
+            continue
         say(f"  balance {account['account']}: {account['before']} -> {account['after']} ({account['meaning']})")
     say(f"settle: {len(owed) - len(left)} settled, {len(left)} outstanding, {elapsed:.1f} s; addendum {addendum.name}")
-    return EXIT_OUTSTANDING if left else EXIT_SETTLED
+    unread = [a for a in run.get("accounts", []) if a not in read_now]
+    if unread and not left:
+        say(f"settle: {len(unread)} balance(s) could not be read now: the money cannot be confirmed")
+    return EXIT_OUTSTANDING if left or unread else EXIT_SETTLED
 
 
 def _void_embedded(directory: Path, state: Any, say: Callable[[str], None], err: Callable[[str], None]) -> int:
@@ -224,10 +231,13 @@ def policy_of(profile: Any) -> CancelPolicy:
     return CancelPolicy(budget_s=timeout)
 
 
-def read_balances(client: Any, money: MoneyJournal, accounts: list[str], when: str) -> None:
-    """One balance query per account, journaled (the report compares preflight with the last reading)."""
+def read_balances(client: Any, money: MoneyJournal, accounts: list[str], when: str) -> set[str]:
+    """One balance query per account, journaled (the report compares preflight with the last reading).
+
+    Returns the accounts whose balance was actually read now (an unreachable target reads none)."""
     from conformance.checks.money import balance_amount, balance_data, digits_of
 
+    read_now: set[str] = set()
     for account in accounts:
         third, user, currency = account.split(":", 2)
         try:
@@ -241,6 +251,8 @@ def read_balances(client: Any, money: MoneyJournal, accounts: list[str], when: s
         amount = balance_amount(exchange)
         if isinstance(data, dict) and amount is not None:
             money.balance(when, account, str(amount), digits_of(data))
+            read_now.add(account)
+    return read_now
 
 
 def write_addendum(directory: Path, state: Any, elapsed: float) -> Path:
