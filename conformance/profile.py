@@ -219,7 +219,7 @@ def parse_header(text: str) -> tuple[str, str]:
     name = name.strip()
     if not sep or not name or not re.fullmatch(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+", name):
         # Never echo any of it: a header given without its colon may be nothing but its secret value.
-        raise ConfigError("a header is not 'NAME: VALUE' (its text is not shown: it may hold a secret)")
+        raise ConfigError("a header: expected 'NAME: VALUE' (its text is not shown: it may hold a secret)")
     value = value.strip()
     if any((ord(c) < 32 and c != "\t") or ord(c) == 127 for c in value):  # CR/LF would split the header
         raise ConfigError(f"header {name!r}: its value holds a control character (CR, LF, ...); it is not shown")
