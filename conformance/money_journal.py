@@ -148,6 +148,10 @@ class Adjustment:
 
     @property
     def outstanding(self) -> bool:
+        if not isinstance(self.body, dict):
+            # a body that is not a JSON object names no account: no money of any account can have moved
+            # (the wallet did not say it applied it, or it did and the envelope rules judge that answer)
+            return False
         return self.outcome in ("applied", "unknown") and self.settlement is None
 
     def record(self) -> dict[str, Any]:

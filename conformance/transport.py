@@ -255,7 +255,9 @@ class Client:
         return exchange
 
     def send(self, request: Request, *, operation: str | None, origin: str, negative: bool = False) -> Exchange:
-        seq = None if self.money is None else self.money.admit(operation, request.json, origin)  # write-ahead
+        # write-ahead; only a POST is one of the documented (money-moving) calls
+        money_operation = operation if request.method == "POST" else None
+        seq = None if self.money is None else self.money.admit(money_operation, request.json, origin)
         self.limiter.wait()
         started = time.time()
         clock = time.perf_counter()

@@ -50,8 +50,9 @@ CONSEQUENCES: dict[str, set[str]] = {
     "lowercase-currency-in-balance": {"CUR-002"},  # "usd" is not an ISO 4217 code
     "wrong-json-types-accepted": {"VAL-004"},  # bizType "1" is not one of the documented integers
     "currency-case-insensitive": {"CUR-001"},  # asked "usd", answered "USD": not the requested code
-    # an HTML error page is neither JSON (ENV-001) nor an envelope whose status is documented (ENV-010)
-    "non-object-body-html-500": {"ENV-001", "ENV-010"},
+    # an HTML error page is neither JSON (ENV-001), nor an envelope whose status is documented (ENV-010), nor a
+    # refusal of the invalid (non-object) body it answers (VAL-010)
+    "non-object-body-html-500": {"ENV-001", "ENV-010", "VAL-010"},
     # US_0000002 for a valid execute the wallet refused is both the wrong code (CAN-002) and a falsehood (CAN-008)
     "cancel-rejected-answers-us0000002": {"CAN-008"},
     "received-execute-answers-never-received": {"CAN-002"},
@@ -151,7 +152,13 @@ def assert_caught(name, tmp_path, *phase_args):
         assert status[fault.requirement] == "warning", (
             f"{name} breaks {fault.requirement}, reported {status[fault.requirement]}"
         )
-        assert code == 0, f"a SHOULD violation must not fail the run; exit {code}"
+        # a SHOULD violation never fails the run; the run is incomplete only by the phases it left out
+        unjudged = {rid for rid, s in status.items() if s == "skipped" and CATALOGUE[rid].is_must}
+        delivery_only = "delivery" in phase_args and "handwritten" not in ",".join(phase_args)
+        left_out = {rid for rid in unjudged if rid.startswith("DLV-") != delivery_only}
+        assert code in (0, 4) and left_out == unjudged, (
+            f"a SHOULD violation must not fail the run; exit {code}, MUSTs not judged by the phases run: "
+            f"{sorted(unjudged - left_out)}")
 
 
 def test_the_catalogue_covers_every_breakable_requirement():

@@ -50,6 +50,11 @@ class NoAnswer(str):
     """A check's result when the probe got no (or only a partial) answer: an UNANSWERED outcome, never a pass."""
 
 
+class Inapplicable(str):
+    """A check's result when the target's own answer makes the rule moot for this exchange (a malformed tm
+    leaves "tm is plausible" nothing to compare): a NOT_APPLICABLE outcome with its reason, never a defect."""
+
+
 class Vacuous(str):
     """A check's result when the rule's condition never arose in the target's (legal) answer: "tm, when
     present, ..." on an answer without tm. The rule holds with nothing to judge (a VACUOUS outcome)."""
@@ -186,6 +191,8 @@ def judgement(result: Any) -> Status:
         return Status.UNANSWERED
     if isinstance(result, Vacuous):
         return Status.VACUOUS
+    if isinstance(result, Inapplicable):
+        return Status.NOT_APPLICABLE
     return Status.PASSED if result is None else Status.VIOLATED
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from conformance import contract
-from conformance.checks import NA, Context, Vacuous, check
+from conformance.checks import NA, Context, Inapplicable, Vacuous, check
 from conformance.checks.answers import is_int
 from conformance.exchange import Exchange
 
@@ -205,7 +205,7 @@ def tm_within_round_trip(exchange: Exchange, ctx: Context):
     if "tm" not in envelope:
         return Vacuous("the answer carries no tm (optional, spec decision D6)")
     if not is_int(envelope.get("tm")) or envelope["tm"] < 0:
-        return NA  # ENV-006's
+        return Inapplicable(f"tm={envelope.get('tm')!r} is not a non-negative integer (ENV-006 judges that)")
     elapsed = exchange.response.elapsed_ms  # type: ignore[union-attr]
     if envelope["tm"] > elapsed + TM_SLACK_MS:
         return f"tm={envelope['tm']} ms but the whole round trip took {elapsed:.0f} ms"
