@@ -231,6 +231,11 @@ def _base_url(value: Any) -> str:
     parts = urlsplit(text)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ConfigError(f"base URL {text!r} is not an http(s) URL")
+    if parts.query or parts.fragment or "?" in text or "#" in text:
+        # the three paths are appended to it; a query (often a key) would end up inside the path, and is
+        # not shown: give a key as a --header instead
+        raise ConfigError("the base URL carries a query string or fragment (not shown): give the prefix before "
+                          "the three paths, and any key as --header 'NAME: VALUE'")
     return text
 
 
