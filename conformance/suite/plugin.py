@@ -300,6 +300,12 @@ def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | N
         inapplicable = [o for o in outcomes if o.status in (Status.NOT_APPLICABLE, Status.VACUOUS)]
         if inapplicable:
             return  # the target's own (legal) answer made the rule inapplicable: recorded as such, not a defect
+        failing = [e for e in exchanges if e.response is not None and e.response.status >= 500]
+        if failing:  # a server error leaves the probe's rule nothing to judge: ROB-001 judges the answer itself
+            _record(journal, requirement, Status.NOT_APPLICABLE,
+                    f"the target answered HTTP {failing[0].response.status}: ROB-001 judges it",
+                    [e.id for e in failing])
+            return
         _record(journal, requirement, Status.SUITE_DEFECT, "the probe did not reach the rule (no check applied)",
                 [e.id for e in exchanges])
         raise Judged(f"{requirement}: the probe did not reach the rule (no check applied): a suite defect")
@@ -308,7 +314,8 @@ def expect(journal: Journal, requirement: str, *subjects: Exchange | Outcome | N
 def expect_all(journal: Journal, checks: dict[str, Any], *, gate: str | tuple[str, ...] | None = None) -> None:
     """Judge several requirements of one conversation; collect every failure before raising one :class:`Judged`.
 
-    ``checks`` maps a requirement id to its subject: an outcome, an exchange, or a tuple of them.
+    ``checks`` maps a requirement id to its subject: an outcome, an exchange, a tuple of them, or a callable
+    that judges it (called only when no gate failed: a blocked rule then records no outcome of its own).
     ``gate`` names the requirement(s) whose violation makes the others meaningless: gates are judged first,
     and when one fails, the others are recorded BLOCKED by it instead of being judged.
     """
@@ -321,6 +328,8 @@ def expect_all(journal: Journal, checks: dict[str, Any], *, gate: str | tuple[st
             _record(journal, requirement, Status.BLOCKED, f"not judged: blocked by the {blocker} violation",
                     blocked_by=blocker)
             continue
+        if callable(subject):  # judged only now, once its gates held: a blocked rule records no verdict of its own
+            subject = subject()
         subjects = subject if isinstance(subject, tuple) else (subject,)
         try:
             expect(journal, requirement, *subjects)
