@@ -283,10 +283,6 @@ def _status(row) -> str:
     return row["status"] if isinstance(row, dict) else row.status
 
 
-def counts(rows) -> dict[str, dict[str, int]]:
-    return RunVerdict(tuple(rows)).counts()
-
-
 def latency(exchanges: dict[str, Exchange]) -> dict[str, dict[str, Any]]:
     """p50/p95/p99/max of every documented operation's answered POSTs, in milliseconds (to the last byte)."""
     samples: dict[str, list[float]] = defaultdict(list)

@@ -138,10 +138,6 @@ def header_problems(exchange) -> list[str]:
     return problems
 
 
-def headers_valid(exchange) -> bool:
-    return not header_problems(exchange)
-
-
 def documented_spellings(exchange) -> bool:
     """The documented headers are sent with their documented spelling (other spellings are HDR-005's concern)."""
     documented = {name.lower(): name for name in contract.load().rules.documented_headers}

@@ -360,7 +360,3 @@ def require_answer(*exchanges: Exchange | None) -> None:
     missing = [e for e in exchanges if e is not None and e.response is None]
     if missing:
         raise Unanswered(missing)
-
-
-def any_of(values: Iterable[Any]) -> Any:
-    return next(iter(values))
