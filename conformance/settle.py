@@ -160,10 +160,8 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
     except profiles.ConfigError as error:
         err(f"conformance settle: configuration error: {error}")
         return EXIT_USAGE
-    try:
-        money = MoneyJournal(directory)
-    except JournalBusy as error:
-        err(f"conformance settle: error: {error}")
+    money = _open_journal(directory, err)
+    if money is None:
         return EXIT_USAGE
     started = time.monotonic()
     owed = money.outstanding()
@@ -209,12 +207,19 @@ def command(report_dir: str, values: dict[str, Any], *, say: Callable[[str], Non
     return EXIT_OUTSTANDING if left or unread else EXIT_SETTLED
 
 
-def _void_embedded(directory: Path, state: Any, say: Callable[[str], None], err: Callable[[str], None]) -> int:
-    """A run against the embedded wallet: its in-memory ledger ended with the run, so nothing is owed."""
+def _open_journal(directory: Path, err: Callable[[str], None]) -> MoneyJournal | None:
+    """The run's journal, held for this settle; None (said on one line) when a live run or settle holds it."""
     try:
-        money = MoneyJournal(directory)
+        return MoneyJournal(directory)
     except JournalBusy as error:
         err(f"conformance settle: error: {error}")
+        return None
+
+
+def _void_embedded(directory: Path, state: Any, say: Callable[[str], None], err: Callable[[str], None]) -> int:
+    """A run against the embedded wallet: its in-memory ledger ended with the run, so nothing is owed."""
+    money = _open_journal(directory, err)
+    if money is None:
         return EXIT_USAGE
     owed = money.outstanding()
     reason = "the run's embedded reference wallet kept its money in memory and ended with the run"

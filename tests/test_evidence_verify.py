@@ -305,24 +305,35 @@ def test_a_bundle_resigned_with_another_key_is_not_authentic(signed, keys, tmp_p
         assert lines[-1] == "NOT verified (exit 6)"
 
 
+def _members(bundle) -> dict[str, bytes]:
+    with zipfile.ZipFile(bundle) as archive:
+        return {name: archive.read(name) for name in archive.namelist()}
+
+
+def _repack(members: dict[str, bytes], target, *, rehash: bool) -> None:
+    """Write a forged bundle: the manifest re-hashed over the members (``rehash``) and its own digest redone."""
+    manifest = json.loads(members["manifest.json"])
+    if rehash:
+        manifest["files"] = [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
+                             for n, d in sorted(members.items())
+                             if n not in ("manifest.json", "manifest.json.sha256")]
+    members["manifest.json"] = json.dumps(manifest).encode()
+    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
+    with zipfile.ZipFile(target, "w") as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+
+
 def test_an_unsigned_forgery_is_rejected_when_a_key_is_required(run, keys, tmp_path):
     def forge(members):
         _pass_the_run(members)
         for name in ("manifest.sig", "signing-key.pub.pem"):
             members.pop(name, None)
 
-    with zipfile.ZipFile(run.bundle) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = _members(run.bundle)
     forge(members)
-    manifest = json.loads(members["manifest.json"])
-    manifest["files"] = [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
-                         for n, d in sorted(members.items()) if n not in ("manifest.json", "manifest.json.sha256")]
-    members["manifest.json"] = json.dumps(manifest).encode()
-    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
     forged = tmp_path / "unsigned.zip"
-    with zipfile.ZipFile(forged, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    _repack(members, forged, rehash=True)
     assert evidence.verify_bundle(forged).intact
     code, lines = verify(forged, keys["signer.pub"])
     assert code == 6 and lines[1] == "authentic: NO, not authentic: the bundle is not signed"
@@ -330,17 +341,13 @@ def test_an_unsigned_forgery_is_rejected_when_a_key_is_required(run, keys, tmp_p
 
 def test_a_manifest_verdict_that_disagrees_with_summary_is_rejected(run, tmp_path):
     """Only the manifest says "passed": re-hashed consistently, yet the verdicts disagree (not intact, exit 1)."""
-    with zipfile.ZipFile(run.bundle) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = _members(run.bundle)
     manifest = json.loads(members["manifest.json"])
     assert manifest["verdict"] != "passed"
     manifest["verdict"], manifest["exit_code"] = "passed", 0
     members["manifest.json"] = json.dumps(manifest).encode()
-    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
     forged = tmp_path / "verdict.zip"
-    with zipfile.ZipFile(forged, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    _repack(members, forged, rehash=False)
     code, lines = verify(forged, intact_only=True)
     assert code == 1
     assert lines[0].startswith("verdict: the manifest says verdict 'passed', summary.json says ")
@@ -355,18 +362,10 @@ def test_a_summary_whose_verdict_contradicts_its_requirements_is_rejected(run, t
         manifest["verdict"], manifest["exit_code"] = "passed", 0
         members["manifest.json"] = json.dumps(manifest).encode()
 
-    with zipfile.ZipFile(run.bundle) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
+    members = _members(run.bundle)
     only_verdict(members)
-    manifest = json.loads(members["manifest.json"])
-    manifest["files"] = [{"path": n, "sha256": hashlib.sha256(d).hexdigest(), "size": len(d)}
-                         for n, d in sorted(members.items()) if n not in ("manifest.json", "manifest.json.sha256")]
-    members["manifest.json"] = json.dumps(manifest).encode()
-    members["manifest.json.sha256"] = digest_line(members["manifest.json"])
     forged = tmp_path / "self.zip"
-    with zipfile.ZipFile(forged, "w") as archive:
-        for name, data in members.items():
-            archive.writestr(name, data)
+    _repack(members, forged, rehash=True)
     code, lines = verify(forged, intact_only=True)
     assert code == 1 and any("but its requirements make it 'failed'" in line for line in lines), lines
 
